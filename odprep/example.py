@@ -1,0 +1,268 @@
+"""Where a record becomes a serialized tf.train.Example, ready for a TFRecord file.
+
+This is the only place boxes are normalised: pixel / real image size, with no
+1-pixel shift (the OD API convention). Bad boxes and images follow one policy:
+raise OdprepError, or, when the options allow it, clip or skip and say so in an
+Event that ends up in the summary.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+
+from odprep import images, keys, proto
+from odprep.errors import OdprepError, object_where
+from odprep.labelmap import LabelMap
+from odprep.model import ImageRecord, ObjectAnnotation
+from odprep.tfrecord import frame
+
+
+@dataclass(frozen=True, slots=True)
+class EncodeOptions:
+    """How bad input is treated, and what optional content is written."""
+
+    clip_boxes: bool = False
+    skip_invalid: bool = False
+    skip_empty: bool = False
+    reencode: bool = False
+    include_masks: bool = False
+    rounding_px: float = 0.0  # overshoot past the image treated as rounding: clamped and counted
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something the summary must report: kind is warning, clipped, rounded,
+    skipped_object or skipped_image."""
+
+    kind: str
+    message: str
+
+
+@dataclass(slots=True)
+class EncodedImage:
+    framed: bytes | None  # the TFRecord bytes, None when the image is skipped
+    source: str
+    sha256: str = ""
+    labels: tuple[str, ...] = ()
+    image_bytes: int = 0
+    has_masks: bool = False
+    events: list[Event] = field(default_factory=list)
+
+
+class _Skip(Exception):
+    """Internal: the image is skipped (already recorded as an event)."""
+
+
+def encode_record(record: ImageRecord, label_map: LabelMap, options: EncodeOptions) -> EncodedImage:
+    """Read the image, check everything against it, and build the framed Example."""
+    result = EncodedImage(None, record.annotation_path,
+                          events=[Event("warning", note) for note in record.notes])
+    try:
+        return _encode(record, label_map, options, result)
+    except _Skip:
+        result.framed = None
+        return result
+
+
+def _invalid(result: EncodedImage, options: EncodeOptions, error: OdprepError, kind: str) -> None:
+    """Raise the error, or record it as a skip when --skip-invalid is on."""
+    if not options.skip_invalid:
+        raise error
+    result.events.append(Event(kind, error.message))
+    if kind == "skipped_image":
+        raise _Skip
+
+
+def _read_image(record: ImageRecord, options: EncodeOptions, result: EncodedImage):
+    source = record.annotation_path
+    try:
+        data = record.image_path.read_bytes()
+    except FileNotFoundError:
+        _invalid(result, options, OdprepError(source, f"image {record.image_path} not found",
+                                              "Check --images-dir and the file name"), "skipped_image")
+    except OSError as exc:
+        _invalid(result, options, OdprepError(source, f"cannot read image {record.image_path}: "
+                                              f"{exc.strerror}", "Check the file"), "skipped_image")
+    fmt = images.sniff_format(data)
+    if fmt is None:
+        _invalid(result, options, OdprepError(source, f"{record.image_path} is not an image "
+                                              "(no JPEG or PNG signature)",
+                                              "Replace it with the real image"), "skipped_image")
+    if fmt not in images.WRITABLE_FORMATS:
+        if not options.reencode:
+            _invalid(result, options, OdprepError(
+                source, f"{record.image_path} is {fmt.upper()}; the OD API reads JPEG and PNG",
+                "Convert it, or pass --reencode to store it as PNG"), "skipped_image")
+        try:
+            data = images.reencode_png(data)
+        except (OSError, ValueError) as exc:
+            _invalid(result, options, OdprepError(source, f"cannot re-encode {record.image_path}: {exc}",
+                                                  "Replace the image"), "skipped_image")
+        result.events.append(Event("warning", f"{source}: {record.image_path.name} re-encoded "
+                                   f"from {fmt.upper()} to PNG"))
+        fmt = "png"
+    try:
+        width, height, _ = images.header_size(data)
+    except ValueError as exc:
+        _invalid(result, options, OdprepError(source, f"{record.image_path} is not a readable image "
+                                              f"({exc})", "Replace the image"), "skipped_image")
+    declared = (record.width or 0, record.height or 0)
+    if declared != (0, 0) and declared != (width, height):
+        _invalid(result, options, OdprepError(
+            source, f"declared size {declared[0]}x{declared[1]} disagrees with the image "
+            f"{record.image_path.name}, which is {width}x{height}",
+            "Fix the annotation's width/height (or remove them so they are read from the image)"),
+            "skipped_image")
+    return data, fmt, width, height
+
+
+def _checked_box(obj: ObjectAnnotation, where: str, record: ImageRecord, width: int, height: int,
+                 options: EncodeOptions, result: EncodedImage) -> tuple[float, float, float, float] | None:
+    """The box in pixels after the bad-box policy, or None if the object is skipped."""
+    source = record.annotation_path
+    scale_x, scale_y = (width, height) if record.normalized_boxes else (1.0, 1.0)
+    xmin, xmax = obj.xmin * scale_x, obj.xmax * scale_x
+    ymin, ymax = obj.ymin * scale_y, obj.ymax * scale_y
+    shown = (obj.xmin, obj.ymin, obj.xmax, obj.ymax)
+    if not all(math.isfinite(v) for v in shown):
+        _invalid(result, options, OdprepError(source, f"box {shown} has a NaN or infinite coordinate",
+                                              "Fix the box", where), "skipped_object")
+        return None
+    if xmin >= xmax or ymin >= ymax:
+        axis = (f"xmin {obj.xmin:g} >= xmax {obj.xmax:g}" if xmin >= xmax
+                else f"ymin {obj.ymin:g} >= ymax {obj.ymax:g}")
+        _invalid(result, options, OdprepError(source, f"empty or inverted box: {axis}",
+                                              "Fix the box (or pass --skip-invalid)", where),
+                 "skipped_object")
+        return None
+    limits = (("xmin", xmin, 0.0, "left edge 0"), ("ymin", ymin, 0.0, "top edge 0"),
+              ("xmax", xmax, float(width), f"image width {width}"),
+              ("ymax", ymax, float(height), f"image height {height}"))
+    overshoot = [(name, value, bound, text) for name, value, bound, text in limits
+                 if (value < bound if name.endswith("min") else value > bound)]
+    if overshoot:
+        worst = max(abs(value - bound) for _, value, bound, _ in overshoot)
+        name, value, _, text = overshoot[0]
+        if worst <= options.rounding_px:
+            result.events.append(Event("rounded", f"{source}: {where}: {name} {value:g} is past the "
+                                       f"{text} by {worst:.3g} px (rounding); clamped"))
+        elif options.clip_boxes:
+            result.events.append(Event("clipped", f"{source}: {where}: {name} {value:g} is outside the "
+                                       f"{text}; clipped (--clip-boxes)"))
+        else:
+            _invalid(result, options, OdprepError(
+                source, f"{name} {value:g} is outside the {text}",
+                "Fix the box, or pass --clip-boxes", where), "skipped_object")
+            return None
+        xmin, xmax = min(max(xmin, 0.0), width), min(max(xmax, 0.0), width)
+        ymin, ymax = min(max(ymin, 0.0), height), min(max(ymax, 0.0), height)
+        if xmin >= xmax or ymin >= ymax:
+            _invalid(result, options, OdprepError(source, "box lies entirely outside the image",
+                                                  "Fix or remove the box", where), "skipped_object")
+            return None
+    return xmin, ymin, xmax, ymax
+
+
+def _encode(record: ImageRecord, label_map: LabelMap, options: EncodeOptions,
+            result: EncodedImage) -> EncodedImage:
+    source = record.annotation_path
+    if not record.objects and options.skip_empty and record.class_mask_path is None:
+        result.events.append(Event("skipped_image", f"{source}: no objects (--skip-empty)"))
+        raise _Skip
+    data, fmt, width, height = _read_image(record, options, result)
+
+    kept: list[tuple[ObjectAnnotation, tuple[float, float, float, float], int]] = []
+    for index, obj in enumerate(record.objects, start=1):
+        where = obj.ref or object_where(index, obj.label)
+        label_id = label_map.id_of(obj.label)
+        if label_id is None:
+            _invalid(result, options, OdprepError(
+                source, f"class {obj.label!r} is not in the label map {label_map.source}".rstrip(),
+                "Add it to the label map, or fix the class name", where), "skipped_object")
+            continue
+        box = _checked_box(obj, where, record, width, height, options, result)
+        if box is not None:
+            kept.append((obj, box, label_id))
+    if record.objects and not kept:
+        # Writing it as a negative would teach "background" where objects are.
+        result.events.append(Event("skipped_image", f"{source}: every object was skipped; the image "
+                                   "is left out rather than written as a negative"))
+        raise _Skip
+
+    masks = _masks(record, kept, width, height, options, result) if options.include_masks else None
+    sha256 = hashlib.sha256(data).hexdigest()
+    example = proto.Example()
+    feature = example.features.feature
+    feature[keys.IMAGE_ENCODED].bytes_list.value.append(data)
+    feature[keys.IMAGE_FORMAT].bytes_list.value.append(fmt.encode())
+    feature[keys.IMAGE_HEIGHT].int64_list.value.append(height)
+    feature[keys.IMAGE_WIDTH].int64_list.value.append(width)
+    feature[keys.IMAGE_FILENAME].bytes_list.value.append(record.filename.encode("utf-8"))
+    feature[keys.IMAGE_SOURCE_ID].bytes_list.value.append(record.source_id.encode("utf-8"))
+    feature[keys.IMAGE_SHA256].bytes_list.value.append(sha256.encode())
+    if record.class_mask_path is not None:
+        from odprep.segmask import add_class_mask  # only seg2tfr needs it
+
+        add_class_mask(feature, record, width, height, options)
+    else:
+        _add_objects(feature, record, kept, width, height, masks)
+
+    result.framed = frame(example.SerializeToString(deterministic=True))
+    result.sha256 = sha256
+    result.labels = tuple(obj.label for obj, _, _ in kept)
+    result.image_bytes = len(data)
+    result.has_masks = masks is not None and bool(kept)
+    return result
+
+
+def _add_objects(feature, record: ImageRecord, kept, width: int, height: int, masks) -> None:
+    columns: dict[str, list] = {key: [] for key in (*keys.BBOX_KEYS, keys.CLASS_TEXT, keys.CLASS_LABEL,
+                                                    *record.object_keys)}
+    for obj, (xmin, ymin, xmax, ymax), label_id in kept:
+        columns[keys.BBOX_XMIN].append(xmin / width)
+        columns[keys.BBOX_XMAX].append(xmax / width)
+        columns[keys.BBOX_YMIN].append(ymin / height)
+        columns[keys.BBOX_YMAX].append(ymax / height)
+        columns[keys.CLASS_TEXT].append(obj.label.encode("utf-8"))
+        columns[keys.CLASS_LABEL].append(label_id)
+        for key in record.object_keys:
+            columns[key].append(_object_value(obj, key, xmin, ymin, xmax, ymax))
+    if masks is not None:
+        columns[keys.MASK] = masks
+    for key, values in columns.items():
+        kind = keys.PER_OBJECT_KEYS[key]
+        value_list = getattr(feature[key], f"{kind}_list")
+        value_list.SetInParent()  # an empty list keeps its type for negatives
+        value_list.value.extend(values)
+
+
+def _object_value(obj: ObjectAnnotation, key: str, xmin, ymin, xmax, ymax):
+    if key == keys.DIFFICULT:
+        return obj.difficult
+    if key == keys.TRUNCATED:
+        return obj.truncated
+    if key == keys.VIEW:
+        return obj.view.encode("utf-8")
+    if key == keys.IS_CROWD:
+        return obj.is_crowd
+    if key == keys.AREA:
+        return obj.area if obj.area is not None else (xmax - xmin) * (ymax - ymin)
+    raise KeyError(key)
+
+
+def _masks(record: ImageRecord, kept, width: int, height: int, options: EncodeOptions,
+           result: EncodedImage) -> list[bytes]:
+    from odprep.masks import segmentation_to_png
+
+    pngs = []
+    for index, (obj, _, _) in enumerate(kept, start=1):
+        where = obj.ref or object_where(index, obj.label)
+        try:
+            pngs.append(segmentation_to_png(obj.segmentation, height, width))
+        except ValueError as exc:
+            error = OdprepError(record.annotation_path, f"cannot rasterise the mask: {exc}",
+                                "Fix the segmentation, or convert without --include-masks", where)
+            raise error from None
+    return pngs

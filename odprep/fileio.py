@@ -1,0 +1,41 @@
+"""Atomic writes: a temporary file beside the target, renamed into place at the end."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def temp_path_for(target: Path) -> Path:
+    """A fresh hidden temporary path in the target's directory (same filesystem)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".odprep-tmp", dir=target.parent)
+    os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp's 0600 would survive the rename
+    os.close(fd)
+    return Path(name)
+
+
+@contextlib.contextmanager
+def atomic_write(target: Path | str, mode: str = "w", encoding: str | None = "utf-8") -> Iterator:
+    """Open a temporary file that replaces ``target`` only if the block succeeds."""
+    target = Path(target)
+    tmp = temp_path_for(target)
+    try:
+        kwargs = {"encoding": encoding} if "b" not in mode else {}
+        with open(tmp, mode, **kwargs) as handle:
+            yield handle
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(target: Path | str, text: str) -> None:
+    with atomic_write(target) as handle:
+        handle.write(text)

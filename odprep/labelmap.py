@@ -1,0 +1,177 @@
+"""label_map.pbtxt: read real-world files, build from class names, merge, save.
+
+Ids start at 1; 0 is the OD API's background. Built maps are ordered by name
+(``order="sorted"``) or by first appearance (``order="first-seen"``), so the same
+input always gives the same ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from odprep import prototext
+from odprep.errors import OdprepError
+from odprep.fileio import write_text_atomic
+
+ORDERS = ("sorted", "first-seen")
+_ITEM_FIELDS = {"name", "id", "display_name", "keypoints", "ancestor_ids", "descendant_ids",
+                "frequency", "instance_count"}
+
+
+@dataclass(frozen=True, slots=True)
+class LabelMapItem:
+    id: int
+    name: str
+    display_name: str | None = None
+
+
+class LabelMap:
+    """An ordered set of (id, name) pairs with lookups both ways."""
+
+    def __init__(self, items: Iterable[LabelMapItem], source: str = "") -> None:
+        self.items: tuple[LabelMapItem, ...] = tuple(items)
+        self.source = source
+        self._by_name = {item.name: item.id for item in self.items}
+        self._by_display = {item.display_name: item.id for item in self.items if item.display_name}
+        self._by_id = {item.id: item for item in self.items}
+
+    # --- construction -------------------------------------------------------------------------
+    @classmethod
+    def build(cls, names: Iterable[str], order: str = "sorted") -> LabelMap:
+        """Ids 1..N for the distinct names, sorted by name or in first-seen order."""
+        unique = list(dict.fromkeys(names))
+        if order == "sorted":
+            unique.sort()
+        elif order != "first-seen":
+            raise ValueError(f"order must be one of {ORDERS}, not {order!r}")
+        return cls(LabelMapItem(i, name) for i, name in enumerate(unique, start=1))
+
+    @classmethod
+    def from_pairs(cls, pairs: Iterable[tuple[int, str]]) -> LabelMap:
+        return cls(LabelMapItem(int(i), name) for i, name in sorted(pairs))
+
+    @classmethod
+    def load(cls, path: Path | str) -> LabelMap:
+        """Read a label_map.pbtxt, rejecting what would break training."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise OdprepError(path, "label map not found", "Check the path") from None
+        except UnicodeDecodeError:
+            raise OdprepError(path, "label map is not UTF-8 text", "Save it as UTF-8") from None
+        return cls.parse(text, str(path))
+
+    @classmethod
+    def parse(cls, text: str, source: str = "") -> LabelMap:
+        root = prototext.parse(text, source)
+
+        def fail(offset: int, problem: str, fix: str) -> OdprepError:
+            line, _ = prototext.line_col(text, offset)
+            return OdprepError(source, f"line {line}: {problem}", fix)
+
+        not_a_map = "Label maps hold only 'item { name: ... id: ... }' blocks"
+        if not root.fields:
+            raise OdprepError(source, "no 'item' blocks: this is not a label map", not_a_map)
+        items: list[LabelMapItem] = []
+        seen_ids: dict[int, int] = {}
+        seen_names: dict[str, int] = {}
+        for fld in root.fields:
+            if fld.name != "item" or not isinstance(fld.value, prototext.Message):
+                raise fail(fld.start, f"unexpected top-level field {fld.name!r}: this is not a label map",
+                           not_a_map)
+            block = fld.value
+            for sub in block.fields:
+                if sub.name not in _ITEM_FIELDS:
+                    raise fail(sub.start, f"unknown item field {sub.name!r}",
+                               "Use name, id and display_name")
+            raw_id = block.scalar("id")
+            name = block.scalar("name")
+            display = block.scalar("display_name")
+            if raw_id is None:
+                raise fail(fld.start, "item has no id", "Give every item an id from 1")
+            try:
+                item_id = int(raw_id, 0)
+            except ValueError:
+                raise fail(fld.start, f"id {raw_id!r} is not an integer", "Use whole numbers") from None
+            if name is None:
+                name = display
+            if not name:
+                raise fail(fld.start, f"item {item_id} has no name", "Give every item a name")
+            if item_id < 0 or (item_id == 0 and name.lower() != "background"):
+                raise fail(fld.start, f"id {item_id} ({name!r}) is reserved for background",
+                           "Number classes from 1")
+            if item_id in seen_ids:
+                raise fail(fld.start, f"duplicate id {item_id} (first on line {seen_ids[item_id]})",
+                           "Give every class its own id")
+            if name in seen_names:
+                raise fail(fld.start, f"duplicate name {name!r} (first on line {seen_names[name]})",
+                           "List every class once")
+            line, _ = prototext.line_col(text, fld.start)
+            seen_ids[item_id] = line
+            seen_names[name] = line
+            items.append(LabelMapItem(item_id, name, display))
+        return cls(items, source)
+
+    # --- queries ------------------------------------------------------------------------------
+    @property
+    def classes(self) -> tuple[LabelMapItem, ...]:
+        """The items that are real classes (id >= 1)."""
+        return tuple(item for item in self.items if item.id >= 1)
+
+    @property
+    def names(self) -> list[str]:
+        return [item.name for item in self.classes]
+
+    @property
+    def max_id(self) -> int:
+        return max((item.id for item in self.classes), default=0)
+
+    def id_of(self, name: str) -> int | None:
+        """The id for a class text, by name first, then by display_name (as the OD API does)."""
+        found = self._by_name.get(name)
+        return found if found is not None else self._by_display.get(name)
+
+    def name_of(self, item_id: int) -> str | None:
+        item = self._by_id.get(item_id)
+        return item.name if item else None
+
+    def id_gaps(self) -> list[int]:
+        """Ids missing from 1..max_id."""
+        present = {item.id for item in self.classes}
+        return [i for i in range(1, self.max_id + 1) if i not in present]
+
+    def __len__(self) -> int:
+        return len(self.classes)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.id_of(name) is not None
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, LabelMap) and self.items == other.items
+
+    def __repr__(self) -> str:
+        return f"LabelMap({[(i.id, i.name) for i in self.items]})"
+
+    # --- changes ------------------------------------------------------------------------------
+    def merge(self, names: Iterable[str], order: str = "sorted") -> LabelMap:
+        """Keep every existing id; new names follow the highest id, in ``order``."""
+        new = [n for n in dict.fromkeys(names) if n not in self._by_name]
+        if order == "sorted":
+            new.sort()
+        start = max((item.id for item in self.items), default=0) + 1
+        return LabelMap([*self.items, *(LabelMapItem(start + i, n) for i, n in enumerate(new))])
+
+    def to_pbtxt(self) -> str:
+        blocks = []
+        for item in self.items:
+            lines = ["item {", f"  id: {item.id}", f"  name: {prototext.quote(item.name)}"]
+            if item.display_name:
+                lines.append(f"  display_name: {prototext.quote(item.display_name)}")
+            blocks.append("\n".join([*lines, "}"]))
+        return "\n\n".join(blocks) + "\n"
+
+    def save(self, path: Path | str) -> None:
+        write_text_atomic(path, self.to_pbtxt())

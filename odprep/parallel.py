@@ -1,0 +1,41 @@
+"""An ordered, bounded parallel map: results come back in input order, with at
+most a fixed number of items in flight, so memory stays flat on any dataset size."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, ProcessPoolExecutor
+from typing import TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def default_workers() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int,
+                in_flight_per_worker: int = 8) -> Iterator[R]:
+    """map(fn, items) over ``workers`` processes (1 = in this process), in order."""
+    if workers <= 1:
+        yield from map(fn, items)
+        return
+    context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
+    executor: Executor = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    pending: deque = deque()
+    limit = workers * in_flight_per_worker
+    try:
+        for item in items:
+            pending.append(executor.submit(fn, item))
+            if len(pending) >= limit:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()
+        executor.shutdown(wait=True, cancel_futures=True)

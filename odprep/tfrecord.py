@@ -1,0 +1,91 @@
+"""TFRecord framing, written and read without TensorFlow.
+
+Each record is: uint64 length (little endian), masked CRC32C of those 8 bytes,
+the data, masked CRC32C of the data. The mask is TensorFlow's: rotate right by
+15 bits and add 0xa282ead8.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import google_crc32c
+
+from odprep.errors import OdprepError
+
+_MASK_DELTA = 0xA282EAD8
+_U64 = struct.Struct("<Q")
+_U32 = struct.Struct("<I")
+
+
+def masked_crc(data: bytes) -> int:
+    crc = google_crc32c.value(data)
+    return ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + _MASK_DELTA) & 0xFFFFFFFF
+
+
+def frame(data: bytes) -> bytes:
+    """One TFRecord: header, data and footer, ready to append to a file."""
+    length = _U64.pack(len(data))
+    return b"".join((length, _U32.pack(masked_crc(length)), data, _U32.pack(masked_crc(data))))
+
+
+class TFRecordError(OdprepError):
+    """A record whose framing is broken: truncated, or failing a CRC."""
+
+    def __init__(self, source: object, problem: str, fix: str = "", where: str = "",
+                 offset: int = 0, index: int = 0) -> None:
+        super().__init__(source, problem, fix, where)
+        self.offset = offset
+        self.index = index
+
+    def __reduce__(self):
+        return (type(self), (self.source, self.problem, self.fix, self.where, self.offset, self.index))
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    index: int
+    offset: int
+    data: bytes
+
+
+def read_records(path: Path | str, check_crc: bool = True) -> Iterator[RawRecord]:
+    """Yield every record of a TFRecord file, checking both CRCs.
+
+    Raises TFRecordError naming the record index and byte offset at the first
+    broken record, and the offset after the last good one.
+    """
+    path = Path(path)
+    rewrite = "Re-create the file; records before it are intact"
+    with open(path, "rb") as handle:
+        index = 0
+        offset = 0
+        while True:
+            header = handle.read(12)
+            if not header:
+                return
+            where = f"record {index} at byte {offset}"
+            if len(header) < 12:
+                raise TFRecordError(path, f"truncated header ({len(header)} of 12 bytes); the last good "
+                                    f"record ends at byte {offset}", rewrite, where, offset, index)
+            length_bytes = header[:8]
+            (length,) = _U64.unpack(length_bytes)
+            (length_crc,) = _U32.unpack(header[8:])
+            if check_crc and masked_crc(length_bytes) != length_crc:
+                raise TFRecordError(path, f"length CRC mismatch (the file is corrupt or not a TFRecord); "
+                                    f"the last good record ends at byte {offset}", rewrite, where,
+                                    offset, index)
+            data = handle.read(length)
+            footer = handle.read(4)
+            if len(data) < length or len(footer) < 4:
+                raise TFRecordError(path, f"truncated record ({len(data)} of {length} bytes); the last "
+                                    f"good record ends at byte {offset}", rewrite, where, offset, index)
+            if check_crc and masked_crc(data) != _U32.unpack(footer)[0]:
+                raise TFRecordError(path, "data CRC mismatch (bytes changed after writing)", rewrite,
+                                    where, offset, index)
+            yield RawRecord(index, offset, data)
+            offset += 16 + length
+            index += 1

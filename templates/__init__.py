@@ -1,0 +1,1 @@
+"""pipeline.config templates shipped with odprep (see `odprep templates`)."""

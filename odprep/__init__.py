@@ -19,7 +19,7 @@ _EXPORTS = {
     "EncodeOptions": "odprep.example",
     "write_records": "odprep.writer",
     "shard_paths": "odprep.writer",
-    "convert": "odprep.convert",
+    "convert": "odprep.conversion",
     "read_voc": "odprep.readers.voc",
     "read_csv": "odprep.readers.csv",
     "read_coco": "odprep.readers.coco",
@@ -27,9 +27,9 @@ _EXPORTS = {
     "read_records": "odprep.tfrecord",
     "tf_dataset": "odprep.tfdata",
     "patch_config": "odprep.pipeline_config",
-    "check": "odprep.check",
-    "validate": "odprep.validate",
-    "inspect_records": "odprep.inspect",
+    "check": "odprep.consistency",
+    "validate": "odprep.validation",
+    "inspect_records": "odprep.inspection",
 }
 
 __all__ = sorted(_EXPORTS)

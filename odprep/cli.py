@@ -73,8 +73,8 @@ def conversion_options(command):
 
 
 def _run_conversion(records, output, label_map_path, num_shards, workers, options, quiet,
-                    summary, built_map=None):
-    from odprep.convert import convert
+                    summary, built_map=None, total=None, origin="the format's own ids"):
+    from odprep.conversion import convert
     from odprep.labelmap import LabelMap
     from odprep.report import format_summary
     from odprep.writer import tqdm_progress
@@ -82,7 +82,8 @@ def _run_conversion(records, output, label_map_path, num_shards, workers, option
     label_map = LabelMap.load(label_map_path) if label_map_path else None
     conversion = convert(records, output, label_map=label_map, built_map=built_map,
                          num_shards=num_shards, workers=workers, options=options,
-                         progress=tqdm_progress(quiet), summary=summary)
+                         progress=tqdm_progress(quiet), summary=summary, total=total,
+                         built_map_origin=origin)
     click.echo(format_summary(conversion))
     return conversion
 
@@ -163,3 +164,217 @@ def make_labelmap(sources, output, order, merge_with):
     built.save(output)
     click.echo(f"label map written: {output} ({len(built)} classes, ids "
                f"{min(i.id for i in built.items)}..{built.max_id})")
+
+
+def _config_options(command):
+    options = [
+        click.option("--train-input", "train_inputs", multiple=True,
+                     help="TFRecord path or glob for train_input_reader (repeatable; replaces the list)."),
+        click.option("--eval-input", "eval_inputs", multiple=True,
+                     help="TFRecord path or glob for eval_input_reader (repeatable; replaces the list)."),
+        click.option("--eval-index", type=click.IntRange(0), default=None,
+                     help="Patch only this eval_input_reader (0-based); default: all of them."),
+        click.option("--label-map", type=click.Path(dir_okay=False, path_type=Path),
+                     help="label_map_path for every input reader; also sets num_classes."),
+        click.option("--num-classes", type=click.IntRange(1), default=None,
+                     help="num_classes (default: from the label map)."),
+        click.option("--masks/--no-masks", default=None,
+                     help="load_instance_masks + mask_type PNG_MASKS (default: on if the train "
+                          "records carry image/object/mask)."),
+        click.option("--batch-size", type=click.IntRange(1), default=None, help="train_config.batch_size"),
+        click.option("--num-steps", type=click.IntRange(1), default=None, help="train_config.num_steps"),
+        click.option("--checkpoint", default=None, help="train_config.fine_tune_checkpoint"),
+        click.option("--checkpoint-type", default=None,
+                     help="fine_tune_checkpoint_type (kept if present, else 'detection')."),
+        click.option("--eval-examples", type=click.IntRange(1), default=None,
+                     help="eval_config.num_examples"),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _patch(text, source, train_inputs, eval_inputs, eval_index, label_map, num_classes, masks,
+           batch_size, num_steps, checkpoint, checkpoint_type, eval_examples):
+    from odprep.consistency import records_have_masks
+    from odprep.labelmap import LabelMap
+    from odprep.pipeline_config import ConfigPatch, patch_config
+
+    if label_map is not None and num_classes is None:
+        loaded = LabelMap.load(label_map)
+        gaps = loaded.id_gaps()
+        if gaps:
+            raise OdprepError(label_map, f"ids are not 1..N ({', '.join(map(str, gaps[:10]))} missing)",
+                              f"num_classes must cover the highest id: pass --num-classes "
+                              f"{loaded.max_id}, or renumber the map")
+        num_classes = loaded.max_id
+    if masks is None and train_inputs and records_have_masks(train_inputs):
+        masks = True
+    patch = ConfigPatch(
+        train_inputs=tuple(train_inputs) or None, eval_inputs=tuple(eval_inputs) or None,
+        eval_reader=eval_index, label_map_path=str(label_map) if label_map else None,
+        num_classes=num_classes, masks=masks, batch_size=batch_size, num_steps=num_steps,
+        checkpoint=checkpoint, checkpoint_type=checkpoint_type, eval_examples=eval_examples)
+    return patch_config(text, patch, source)
+
+
+def _write_config(original: str, patched: str, output: Path | None, in_place: Path | None) -> None:
+    import difflib
+
+    from odprep.fileio import write_text_atomic
+
+    if in_place is not None:
+        write_text_atomic(in_place.with_name(in_place.name + ".bak"), original)
+        output = in_place
+    write_text_atomic(output, patched)
+    changed = sum(1 for line in difflib.unified_diff(original.splitlines(), patched.splitlines(),
+                                                     lineterm="", n=0)
+                  if line[:1] in "+-" and not line.startswith(("+++", "---")))
+    backup = f" (backup: {in_place}.bak)" if in_place is not None else ""
+    click.echo(f"config written: {output}{backup}; {changed} line(s) changed")
+
+
+@main.command("patch-config", context_settings=CONTEXT)
+@click.argument("config", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--template", default=None, help="Start from a bundled template instead of CONFIG.")
+@_config_options
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here.")
+@click.option("--in-place", is_flag=True, help="Overwrite CONFIG, keeping CONFIG.bak.")
+@library_errors
+def patch_config_cmd(config, template, output, in_place, **fields):
+    """Patch input paths, label map, num_classes and masks into a pipeline.config,
+    changing nothing else (comments, order, quoting and spacing stay).
+
+    \b
+    Example:
+      odprep patch-config pipeline.config --train-input data/train.record-* \\
+          --eval-input data/val.record --label-map data/label_map.pbtxt -o pipeline.patched.config
+    """
+    from odprep.pipeline_config import template_text
+
+    if (config is None) == (template is None):
+        raise OdprepError("patch-config", "give either CONFIG or --template NAME", "See odprep templates")
+    if output is None and not in_place:
+        raise OdprepError(config or template, "no output chosen", "Pass -o OUT or --in-place")
+    if in_place and (config is None or output is not None):
+        raise OdprepError(config or template, "--in-place needs CONFIG and no -o", "Pick one")
+    text = config.read_text(encoding="utf-8") if config else template_text(template)
+    patched = _patch(text, str(config or template), **fields)
+    _write_config(text, patched, output, config if in_place else None)
+
+
+@main.command("new-config", context_settings=CONTEXT)
+@click.option("--template", required=True, help="Template name (see odprep templates).")
+@_config_options
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@library_errors
+def new_config(template, output, **fields):
+    """Write a ready pipeline.config from a template, patched to your data.
+
+    \b
+    Example:
+      odprep new-config --template ssd_mobilenet_v2_fpnlite_320 --label-map data/label_map.pbtxt \\
+          --train-input data/train.record --eval-input data/val.record -o pipeline.config
+    """
+    from odprep.pipeline_config import template_text
+
+    text = template_text(template)
+    _write_config(text, _patch(text, template, **fields), output, None)
+
+
+@main.command("templates", context_settings=CONTEXT)
+def templates():
+    """List the bundled pipeline.config templates.
+
+    \b
+    Example:
+      odprep templates
+    """
+    from odprep.pipeline_config import template_names, template_summary
+
+    for name in template_names():
+        click.echo(f"{name:<36} {template_summary(name)}")
+
+
+@main.command("check", context_settings=CONTEXT)
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--max-examples", default=5, show_default=True, type=click.IntRange(1),
+              help="Occurrences shown per kind of finding.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@library_errors
+def check_cmd(config, max_examples, as_json):
+    """Check that pipeline.config, its label map and its records agree.
+
+    Exit 0 when consistent, 1 with findings, 2 when the config can't be read.
+
+    \b
+    Example:
+      odprep check pipeline.config
+    """
+    from odprep.consistency import check
+
+    report = check(config, max_examples=max_examples)
+    click.echo(report.to_json(config=str(config)) if as_json else report.render())
+    sys.exit(report.exit_code())
+
+
+@main.command("csv2tfr", context_settings=CONTEXT)
+@click.argument("csv_path", metavar="CSV", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--images-dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder holding the images named in the filename column.")
+@click.option("--columns", default=None,
+              help="Map column names, e.g. class=cell_type,xmin=x1 (header names, any order).")
+@click.option("--normalized", is_flag=True, help="Coordinates are already in [0, 1].")
+@conversion_options
+@library_errors
+def csv2tfr(csv_path, images_dir, columns, normalized, output, label_map, num_shards, workers,
+            skip_invalid, clip_boxes, skip_empty, reencode, quiet):
+    """Convert a CSV of boxes (filename,width,height,class,xmin,ymin,xmax,ymax) to TFRecords.
+
+    \b
+    Example:
+      odprep csv2tfr train_labels.csv --images-dir images -o out/train.record
+      odprep csv2tfr test.csv --images-dir JPEGImages --columns class=cell_type -o out/test.record
+    """
+    from odprep.readers.csv import parse_column_mapping, read_csv
+    from odprep.writer import Summary
+
+    summary = Summary()
+    records = read_csv(csv_path, images_dir, columns=parse_column_mapping(columns), normalized=normalized,
+                       on_invalid=summary.on_invalid if skip_invalid else None)
+    options = _encode_options(skip_invalid, clip_boxes, skip_empty, reencode)
+    _run_conversion(records, output, label_map, num_shards, workers, options, quiet, summary)
+
+
+@main.command("coco2tfr", context_settings=CONTEXT)
+@click.argument("instances", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--images-dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder the images' file_name is relative to.")
+@click.option("--include-masks", is_flag=True, help="Write image/object/mask PNGs (0/1, image size).")
+@click.option("--remap-ids", is_flag=True, help="Renumber categories 1..N (records and label map).")
+@conversion_options
+@library_errors
+def coco2tfr(instances, images_dir, include_masks, remap_ids, output, label_map, num_shards, workers,
+             skip_invalid, clip_boxes, skip_empty, reencode, quiet):
+    """Convert COCO instances JSON (boxes, and masks with --include-masks) to TFRecords.
+
+    class/label is the COCO category id, as the OD API and Model Garden converters
+    write it, unless --remap-ids. Without --label-map, label_map.pbtxt with the
+    same ids is written beside OUTPUT.
+
+    \b
+    Example:
+      odprep coco2tfr annotations/instances_train2017.json --images-dir train2017 \\
+          -o out/train.record --num-shards 32 --include-masks
+    """
+    from odprep.readers.coco import read_coco
+    from odprep.writer import Summary
+
+    summary = Summary()
+    dataset = read_coco(instances, images_dir, remap_ids=remap_ids,
+                        on_invalid=summary.on_invalid if skip_invalid else None)
+    options = _encode_options(skip_invalid, clip_boxes, skip_empty, reencode, include_masks,
+                              rounding_px=1.0)
+    _run_conversion(dataset.records(), output, label_map, num_shards, workers, options, quiet, summary,
+                    built_map=dataset.label_map, total=len(dataset),
+                    origin="categories renumbered 1..N" if remap_ids else "COCO category ids")

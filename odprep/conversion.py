@@ -23,6 +23,7 @@ class Conversion:
     label_map: LabelMap
     label_map_path: Path | None
     label_map_written: bool
+    label_map_origin: str = "ids from 1, sorted by name"
 
 
 def default_label_map_path(output: Path | str) -> Path:
@@ -44,7 +45,8 @@ def convert(records: Iterable[ImageRecord], output: Path | str, *,
             label_map: LabelMap | None = None, built_map: LabelMap | None = None,
             label_map_out: Path | None = None, num_shards: int = 1, workers: int | None = None,
             options: EncodeOptions = EncodeOptions(), progress: ProgressFactory | None = None,
-            summary: Summary | None = None) -> Conversion:
+            summary: Summary | None = None, total: int | None = None,
+            built_map_origin: str = "the format's own ids") -> Conversion:
     """Write records to ``output``.
 
     With ``label_map`` (the user's), every class must be in it. Without it, the
@@ -52,9 +54,10 @@ def convert(records: Iterable[ImageRecord], output: Path | str, *,
     classes found (ids from 1, sorted by name), and written to ``label_map_out``
     (default: label_map.pbtxt beside the output) after the records succeed.
     """
-    total = None
+    origin = built_map_origin
     if label_map is None:
         if built_map is None:
+            origin = "ids from 1, sorted by name"
             records = list(records)
             built_map = LabelMap.build(label for record in records for label in record.labels)
         label_map_out = Path(label_map_out or default_label_map_path(output))
@@ -63,7 +66,7 @@ def convert(records: Iterable[ImageRecord], output: Path | str, *,
     else:
         map_to_use = label_map
         same_exists = True
-    if isinstance(records, list):
+    if total is None and isinstance(records, list):
         total = len(records)
     result = write_records(records, output, map_to_use, num_shards=num_shards, workers=workers,
                            options=options, progress=progress, total=total)
@@ -75,4 +78,4 @@ def convert(records: Iterable[ImageRecord], output: Path | str, *,
         built_map.save(label_map_out)
         written = True
     map_path = Path(label_map.source) if label_map is not None and label_map.source else label_map_out
-    return Conversion(result, map_to_use, map_path, written)
+    return Conversion(result, map_to_use, map_path, written, origin)

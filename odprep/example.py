@@ -77,6 +77,8 @@ def _invalid(result: EncodedImage, options: EncodeOptions, error: OdprepError, k
 
 def _read_image(record: ImageRecord, options: EncodeOptions, result: EncodedImage):
     source = record.annotation_path
+    if record.ref:
+        source = f"{source}: {record.ref}"
     try:
         data = record.image_path.read_bytes()
     except FileNotFoundError:

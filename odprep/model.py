@@ -45,6 +45,7 @@ class ImageRecord:
     object_keys: tuple[str, ...] = ()  # optional per-object keys this format carries
     class_mask_path: Path | None = None  # semantic segmentation mask (seg2tfr)
     notes: tuple[str, ...] = field(default=())  # reader warnings, reported in the summary
+    ref: str = ""  # how messages name the image within its annotation file, e.g. "line 12"
 
     @property
     def labels(self) -> list[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from odprep.convert import Conversion
+from odprep.conversion import Conversion
 
 _SHOWN = 10  # items listed per kind of event; the rest are counted
 
@@ -43,7 +43,7 @@ def format_summary(conversion: Conversion) -> str:
     lines += [f"  {path}" for path in s.files]
     if conversion.label_map_path is not None:
         state = "written" if conversion.label_map_written else "used"
-        origin = "" if not conversion.label_map_written else " (ids from 1, sorted by name)"
+        origin = f" ({conversion.label_map_origin})" if conversion.label_map_written else ""
         lines.append(f"label map {state}: {conversion.label_map_path}{origin}")
     rate = s.images / s.seconds if s.seconds else 0.0
     mbps = s.image_bytes / 1e6 / s.seconds if s.seconds else 0.0

@@ -69,7 +69,7 @@ def _modules_after(code: str) -> set[str]:
 
 
 def test_conversion_in_process_never_imports_tensorflow(tmp_path):
-    code = (f"from odprep.readers.voc import read_voc\nfrom odprep.convert import convert\n"
+    code = (f"from odprep.readers.voc import read_voc\nfrom odprep.conversion import convert\n"
             f"convert(read_voc({str(SAMPLE / 'voc' / 'Annotations')!r}, "
             f"{str(SAMPLE / 'images')!r}), {str(tmp_path / 'o.record')!r}, workers=2)")
     assert "tensorflow" not in _modules_after(code)

@@ -1,0 +1,313 @@
+"""Lossless pipeline.config patching: text in, text out.
+
+The config is parsed with odprep.prototext, which keeps byte offsets; each change
+is an edit at those offsets. Comments, order, quoting, spacing and one-line blocks
+are left exactly as they were, so a diff shows only the fields asked for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from odprep import prototext
+from odprep.errors import OdprepError
+from odprep.prototext import Field, Message, Scalar
+
+MODEL_TYPES = ("ssd", "faster_rcnn", "center_net", "rfcn", "experimental_model")
+
+
+@dataclass(frozen=True)
+class ConfigPatch:
+    """What to change; None leaves a field alone."""
+
+    train_inputs: tuple[str, ...] | None = None
+    eval_inputs: tuple[str, ...] | None = None
+    eval_reader: int | None = None  # patch only this eval_input_reader (0-based); None: all
+    label_map_path: str | None = None
+    num_classes: int | None = None
+    masks: bool | None = None
+    batch_size: int | None = None
+    num_steps: int | None = None
+    checkpoint: str | None = None
+    checkpoint_type: str | None = None
+    eval_examples: int | None = None
+
+
+class _Editor:
+    """Edits at offsets of the original text, applied back to front."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.edits: list[tuple[int, int, str]] = []
+
+    def replace(self, start: int, end: int, new: str) -> None:
+        self.edits.append((start, end, new))
+
+    def apply(self) -> str:
+        out = self.text
+        ordered = sorted(enumerate(self.edits), key=lambda e: (e[1][0], e[1][1], e[0]), reverse=True)
+        for _, (start, end, new) in ordered:  # same offset: earlier edits end up first
+            out = out[:start] + new + out[end:]
+        return out
+
+    # --- layout helpers -----------------------------------------------------------------------
+    def line_start(self, offset: int) -> int:
+        return self.text.rfind("\n", 0, offset) + 1
+
+    def indent_at(self, offset: int) -> str:
+        start = self.line_start(offset)
+        line = self.text[start:offset]
+        return line if not line.strip() else line[: len(line) - len(line.lstrip())]
+
+    def starts_line(self, offset: int) -> bool:
+        return not self.text[self.line_start(offset):offset].strip()
+
+    def one_line(self, block: Message) -> bool:
+        return block.open >= 0 and "\n" not in self.text[block.open:block.close]
+
+    def child_indent(self, block: Message) -> str:
+        for fld in block.fields:
+            if self.starts_line(fld.start):
+                return self.indent_at(fld.start)
+        if block.open < 0:
+            return ""
+        unit = "  "
+        return self.indent_at(block.close) + unit if self.starts_line(block.close) else \
+            self.indent_at(block.open) + unit
+
+    def line_end(self, offset: int) -> int:
+        """End of the line holding offset, past a trailing comment, before the newline."""
+        end = self.text.find("\n", offset)
+        return len(self.text) if end < 0 else end
+
+    def insert(self, block: Message, lines: list[str], after: Field | None = None) -> None:
+        """Insert field lines into a block, after ``after`` or after its last field."""
+        anchor = after or (block.fields[-1] if block.fields else None)
+        if block.open >= 0 and self.one_line(block):
+            at = anchor.end if anchor else block.open + 1
+            self.replace(at, at, " " + " ".join(lines) + ("" if anchor else " "))
+            return
+        indent = self.child_indent(block)
+        body = "".join("\n" + indent + line for line in lines)
+        if anchor is not None:
+            at = self.line_end(anchor.end) if self._rest_is_comment(anchor.end) else anchor.end
+            self.replace(at, at, body)
+        elif block.open >= 0:
+            at = block.open + 1
+            self.replace(at, at, body + ("\n" + self.indent_at(block.close)
+                                         if not self.starts_line(block.close) else ""))
+        else:  # empty file
+            self.replace(len(self.text), len(self.text), "\n".join(lines) + "\n")
+
+    def _rest_is_comment(self, offset: int) -> bool:
+        rest = self.text[offset:self.line_end(offset)].strip()
+        return not rest or rest.startswith("#")
+
+    def delete_field(self, fld: Field) -> None:
+        """Remove a field; its whole line when nothing else is on it."""
+        start, end = fld.start, fld.end
+        if self.starts_line(start) and self._rest_is_comment(end):
+            start = self.line_start(start)
+            end = self.line_end(end)
+            end = end + 1 if end < len(self.text) else end
+            if start > 0 and end == len(self.text):
+                start -= 1
+        else:  # inline: take the spaces before it too, so no double space is left
+            while start > 0 and self.text[start - 1] in " \t":
+                start -= 1
+        self.replace(start, end, "")
+
+
+def _format(value: object, like: Scalar | None = None) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return prototext.quote(value, like.quote if like is not None and like.is_string else '"')
+    return str(value)
+
+
+def _set_scalar(editor: _Editor, block: Message, name: str, value: object, enum: bool = False) -> None:
+    existing = [f for f in block.all(name) if isinstance(f.value, Scalar)]
+    for fld in existing:
+        text = str(value) if enum else _format(value, fld.value)
+        editor.replace(fld.value.start, fld.value.end, text)
+    if not existing:
+        editor.insert(block, [f"{name}: {value if enum else _format(value)}"])
+
+
+def _set_repeated(editor: _Editor, block: Message, name: str, values: tuple[str, ...]) -> None:
+    existing = block.all(name)
+    if not existing:
+        editor.insert(block, [f"{name}: {_format(v)}" for v in values])
+        return
+    first = existing[0]
+    if isinstance(first.value, list):  # name: ["a", "b"] stays a list
+        like = first.value[0] if first.value else None
+        open_at = editor.text.index("[", first.start)
+        close_at = editor.text.rindex("]", first.start, first.end) + 1
+        editor.replace(open_at, close_at, "[" + ", ".join(_format(v, like) for v in values) + "]")
+    elif isinstance(first.value, Scalar):
+        editor.replace(first.value.start, first.value.end, _format(values[0], first.value))
+        if len(values) > 1:
+            editor.insert(block, [f"{name}: {_format(v, first.value)}" for v in values[1:]],
+                          after=first)
+    for fld in existing[1:]:
+        editor.delete_field(fld)
+
+
+def _sub_block(editor: _Editor, block: Message, name: str) -> Message | None:
+    """The first sub-block called name; None after scheduling its insertion."""
+    found = block.messages(name)
+    if found:
+        return found[0]
+    return None
+
+
+def _patch_reader(editor: _Editor, reader: Message, inputs: tuple[str, ...] | None,
+                  patch: ConfigPatch) -> None:
+    if inputs is not None:
+        tf_reader = _sub_block(editor, reader, "tf_record_input_reader")
+        if tf_reader is None:
+            inner = " ".join(f"input_path: {_format(v)}" for v in inputs)
+            editor.insert(reader, [f"tf_record_input_reader {{ {inner} }}"])
+        else:
+            _set_repeated(editor, tf_reader, "input_path", inputs)
+    if patch.label_map_path is not None:
+        _set_scalar(editor, reader, "label_map_path", patch.label_map_path)
+    if patch.masks is not None:
+        _set_scalar(editor, reader, "load_instance_masks", patch.masks)
+        if patch.masks:
+            _set_scalar(editor, reader, "mask_type", "PNG_MASKS", enum=True)
+
+
+def model_block(root: Message, source: str = "") -> tuple[str, Message]:
+    """(model type, its block), e.g. ("ssd", ...)."""
+    models = root.messages("model")
+    if not models or not models[0].fields or not isinstance(models[0].fields[0].value, Message):
+        raise OdprepError(source, "no 'model { <type> { ... } }' block",
+                          "Start from a model zoo config or `odprep templates`")
+    arch = models[0].fields[0]
+    return arch.name, arch.value
+
+
+def patch_config(text: str, patch: ConfigPatch, source: str = "") -> str:
+    """The config text with only the requested fields changed."""
+    root = prototext.parse(text, source)
+    editor = _Editor(text)
+    trains = root.messages("train_input_reader")
+    evals = root.messages("eval_input_reader")
+    if patch.train_inputs is not None and not trains:
+        raise OdprepError(source, "no train_input_reader block", "Add one, or start from a template")
+    if patch.eval_inputs is not None and not evals:
+        raise OdprepError(source, "no eval_input_reader block", "Add one, or start from a template")
+    if patch.eval_reader is not None and not 0 <= patch.eval_reader < len(evals):
+        raise OdprepError(source, f"there is no eval_input_reader #{patch.eval_reader} "
+                          f"(the config has {len(evals)})", "Pick an index from 0")
+    for reader in trains:
+        _patch_reader(editor, reader, patch.train_inputs, patch)
+    for index, reader in enumerate(evals):
+        chosen = patch.eval_reader is None or patch.eval_reader == index
+        _patch_reader(editor, reader, patch.eval_inputs if chosen else None, patch)
+    if patch.num_classes is not None:
+        _, arch = model_block(root, source)
+        _set_scalar(editor, arch, "num_classes", patch.num_classes)
+    train_fields: dict[str, object] = {"batch_size": patch.batch_size, "num_steps": patch.num_steps,
+                                       "fine_tune_checkpoint": patch.checkpoint}
+    train_blocks = root.messages("train_config")
+    has_type = bool(train_blocks) and train_blocks[0].first("fine_tune_checkpoint_type") is not None
+    if patch.checkpoint_type is not None or (patch.checkpoint is not None and not has_type):
+        train_fields["fine_tune_checkpoint_type"] = patch.checkpoint_type or "detection"
+    _set_in_block(editor, root, "train_config", train_fields)
+    _set_in_block(editor, root, "eval_config", {"num_examples": patch.eval_examples})
+    patched = editor.apply()
+    prototext.parse(patched, source or "patched config")  # never hand back a broken file
+    return patched
+
+
+def _set_in_block(editor: _Editor, root: Message, name: str, fields: dict[str, object]) -> None:
+    """Set fields in the first top-level block ``name``, appending the block if absent."""
+    fields = {k: v for k, v in fields.items() if v is not None}
+    if not fields:
+        return
+    blocks = root.messages(name)
+    if blocks:
+        for field_name, value in fields.items():
+            _set_scalar(editor, blocks[0], field_name, value)
+        return
+    body = "".join(f"\n  {k}: {_format(v)}" for k, v in fields.items())
+    lead = "" if editor.text.endswith("\n") or not editor.text else "\n"
+    editor.replace(len(editor.text), len(editor.text), f"{lead}{name} {{{body}\n}}\n")
+
+
+# --- templates -------------------------------------------------------------------------------
+
+def template_names() -> list[str]:
+    folder = resources.files("odprep.templates")
+    return sorted(p.name.removesuffix(".config") for p in folder.iterdir()
+                  if p.name.endswith(".config"))
+
+
+def template_text(name: str) -> str:
+    path = resources.files("odprep.templates") / f"{name}.config"
+    if not path.is_file():
+        raise OdprepError(name, "no such template", f"Pick one of: {', '.join(template_names())}")
+    return path.read_text(encoding="utf-8")
+
+
+def template_summary(name: str) -> str:
+    """The first comment line of a template: what model it is."""
+    for line in template_text(name).splitlines():
+        if line.startswith("#"):
+            return line.lstrip("# ").strip()
+    return ""
+
+
+# --- reading a config (for check) ------------------------------------------------------------
+
+@dataclass(frozen=True)
+class InputReader:
+    role: str  # "train_input_reader" or "eval_input_reader #0"
+    input_paths: tuple[str, ...]
+    label_map_path: str | None
+    load_instance_masks: bool
+    mask_type: str | None
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    path: str
+    model_type: str | None
+    num_classes: int | None
+    readers: tuple[InputReader, ...]
+
+
+def read_pipeline_config(path: Path | str) -> PipelineConfig:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise OdprepError(path, "config not found", "Check the path") from None
+    except UnicodeDecodeError:
+        raise OdprepError(path, "config is not UTF-8 text", "Save it as UTF-8") from None
+    root = prototext.parse(text, str(path))
+    model_type, num_classes = None, None
+    if root.messages("model"):
+        model_type, arch = model_block(root, str(path))
+        raw = arch.scalar("num_classes")
+        num_classes = int(raw) if raw is not None else None
+    readers = []
+    for role in ("train_input_reader", "eval_input_reader"):
+        blocks = root.messages(role)
+        for index, block in enumerate(blocks):
+            name = role if role == "train_input_reader" and len(blocks) == 1 else f"{role} #{index}"
+            tf_reader = block.messages("tf_record_input_reader")
+            inputs = tuple(f.value.text for r in tf_reader for f in r.all("input_path")
+                           if isinstance(f.value, Scalar))
+            inputs += tuple(s.text for r in tf_reader for f in r.all("input_path")
+                            if isinstance(f.value, list) for s in f.value)
+            readers.append(InputReader(name, inputs, block.scalar("label_map_path"),
+                                       (block.scalar("load_instance_masks") or "false") == "true",
+                                       block.scalar("mask_type")))
+    return PipelineConfig(str(path), model_type, num_classes, tuple(readers))

@@ -378,3 +378,61 @@ def coco2tfr(instances, images_dir, include_masks, remap_ids, output, label_map,
     _run_conversion(dataset.records(), output, label_map, num_shards, workers, options, quiet, summary,
                     built_map=dataset.label_map, total=len(dataset),
                     origin="categories renumbered 1..N" if remap_ids else "COCO category ids")
+
+
+@main.command("validate", context_settings=CONTEXT)
+@click.argument("records", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--label-map", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Also check every label and text against this map.")
+@click.option("--strict", is_flag=True, help="Warnings fail too.")
+@click.option("--decode", is_flag=True, help="Fully decode every image and check its sha256.")
+@click.option("--max-examples", default=5, show_default=True, type=click.IntRange(1),
+              help="Occurrences shown per kind of finding.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@library_errors
+def validate_cmd(records, label_map, strict, decode, max_examples, as_json):
+    """Find what would break training in TFRecord files: framing and CRCs, keys,
+    types, list lengths, boxes, labels, images and masks. No TensorFlow needed.
+
+    Exit 0 when clean, 1 on errors (or warnings with --strict), 2 if a file can't be opened.
+
+    \b
+    Example:
+      odprep validate data/train.record-* --label-map data/label_map.pbtxt
+    """
+    from odprep.labelmap import LabelMap
+    from odprep.validation import validate
+
+    loaded = LabelMap.load(label_map) if label_map else None
+    report = validate(records, label_map=loaded, decode=decode, max_examples=max_examples)
+    click.echo(report.to_json(files=[str(r) for r in records]) if as_json else report.render())
+    sys.exit(report.exit_code(strict))
+
+
+@main.command("inspect", context_settings=CONTEXT)
+@click.argument("records", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--label-map", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Names for records that carry only class/label.")
+@click.option("--preview", type=click.Path(file_okay=False, path_type=Path),
+              help="Draw images with boxes/masks here, with an index.html contact sheet.")
+@click.option("--num", default=16, show_default=True, type=click.IntRange(1),
+              help="Images to draw (stratified so rare classes appear).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@library_errors
+def inspect_cmd(records, label_map, preview, num, as_json):
+    """Show what is in TFRecord files: classes, imbalance, boxes, sizes, duplicates.
+
+    \b
+    Example:
+      odprep inspect data/train.record-* --preview preview/ --num 24
+    """
+    from odprep.inspection import inspect_records, render, to_json
+    from odprep.labelmap import LabelMap
+
+    stats = inspect_records(records, LabelMap.load(label_map) if label_map else None)
+    click.echo(to_json(stats) if as_json else render(stats))
+    if preview is not None:
+        from odprep.preview import write_preview
+
+        pictures = write_preview(stats, preview, num)
+        click.echo(f"preview: {len(pictures)} image(s) and {preview / 'index.html'}", err=as_json)

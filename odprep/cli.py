@@ -69,23 +69,87 @@ def conversion_options(command):
     ]
     for option in reversed(options):
         command = option(command)
+    return split_options(command)
+
+
+def split_options(command):
+    """Options for splitting by image and oversampling the train split."""
+    options = [
+        click.option("--split", "split_spec", default=None,
+                     help="Split by image, e.g. train=0.8,val=0.2 (-o must contain {split})."),
+        click.option("--split-from-lists", type=click.Path(exists=True, file_okay=False, path_type=Path),
+                     help="Take splits from VOC ImageSets/Main/{train,val,test}.txt."),
+        click.option("--seed", default=0, show_default=True, type=int,
+                     help="Seed for splitting and oversampling."),
+        click.option("--oversample", type=click.Choice(["repeat-factor"]), default=None,
+                     help="Repeat-factor sampling (LVIS) of the train split."),
+        click.option("--threshold", default=0.001, show_default=True, type=click.FloatRange(0, 1),
+                     help="Repeat-factor threshold t: images of classes in fewer than t of the "
+                          "images are repeated sqrt(t/f) times."),
+        click.option("--oversample-rounding", type=click.Choice(["stochastic", "ceil"]),
+                     default="stochastic", show_default=True, help="How repeat factors are rounded."),
+    ]
+    for option in reversed(options):
+        command = option(command)
     return command
 
 
 def _run_conversion(records, output, label_map_path, num_shards, workers, options, quiet,
-                    summary, built_map=None, total=None, origin="the format's own ids"):
+                    summary, built_map=None, total=None, origin="the format's own ids",
+                    split_spec=None, split_from_lists=None, seed=0, oversample=None, threshold=0.001,
+                    oversample_rounding="stochastic", write_label_map=True):
     from odprep.conversion import convert
     from odprep.labelmap import LabelMap
     from odprep.report import format_summary
     from odprep.writer import tqdm_progress
 
     label_map = LabelMap.load(label_map_path) if label_map_path else None
+    if split_spec or split_from_lists:
+        return _run_split_conversion(
+            list(records), output, label_map, num_shards, workers, options, quiet, summary, built_map,
+            origin, split_spec, split_from_lists, seed, oversample, threshold, oversample_rounding,
+            write_label_map)
+    if not write_label_map:
+        label_map = built_map
+    if oversample:
+        raise OdprepError("--oversample", "oversampling applies to the train split only",
+                          "Add --split train=...,val=... (or --split-from-lists)")
     conversion = convert(records, output, label_map=label_map, built_map=built_map,
                          num_shards=num_shards, workers=workers, options=options,
                          progress=tqdm_progress(quiet), summary=summary, total=total,
                          built_map_origin=origin)
     click.echo(format_summary(conversion))
     return conversion
+
+
+def _run_split_conversion(records, output, label_map, num_shards, workers, options, quiet, summary,
+                          built_map, origin, split_spec, split_from_lists, seed, oversample, threshold,
+                          rounding, write_label_map):
+    from odprep.conversion import convert_splits, split_output
+    from odprep.report import format_split_summary
+    from odprep.splits import parse_split_spec, split_records
+    from odprep.splits import split_from_lists as lists_split
+    from odprep.writer import tqdm_progress
+
+    if split_spec and split_from_lists:
+        raise OdprepError("--split", "give --split or --split-from-lists, not both", "Pick one")
+    split_output(output, "check")  # -o must contain {split}
+    unlisted = None
+    if split_spec:
+        fractions = parse_split_spec(split_spec)
+        if oversample and "train" not in fractions:
+            raise OdprepError("--oversample", "no split is called train", "Name one split train")
+        splits = split_records(records, fractions, seed)
+    else:
+        splits, unlisted = lists_split(records, split_from_lists)
+    result = convert_splits(
+        splits, output, label_map=label_map, built_map=built_map, built_map_origin=origin,
+        num_shards=num_shards, workers=workers, options=options, progress=tqdm_progress(quiet),
+        oversample_threshold=threshold if oversample else None, seed=seed, rounding=rounding,
+        summary=summary, write_label_map=write_label_map)
+    result.unlisted = unlisted
+    click.echo(format_split_summary(result))
+    return result
 
 
 def _encode_options(skip_invalid, clip_boxes, skip_empty, reencode, include_masks=False,
@@ -103,7 +167,7 @@ def _encode_options(skip_invalid, clip_boxes, skip_empty, reencode, include_mask
 @conversion_options
 @library_errors
 def voc2tfr(annotations, images_dir, output, label_map, num_shards, workers, skip_invalid, clip_boxes,
-            skip_empty, reencode, quiet):
+            skip_empty, reencode, quiet, **split):
     """Convert Pascal VOC XML annotations to OD API TFRecords.
 
     \b
@@ -116,7 +180,7 @@ def voc2tfr(annotations, images_dir, output, label_map, num_shards, workers, ski
     summary = Summary()
     records = read_voc(annotations, images_dir, on_invalid=summary.on_invalid if skip_invalid else None)
     options = _encode_options(skip_invalid, clip_boxes, skip_empty, reencode)
-    _run_conversion(records, output, label_map, num_shards, workers, options, quiet, summary)
+    _run_conversion(records, output, label_map, num_shards, workers, options, quiet, summary, **split)
 
 
 @main.command("make-labelmap", context_settings=CONTEXT)
@@ -328,7 +392,7 @@ def check_cmd(config, max_examples, as_json):
 @conversion_options
 @library_errors
 def csv2tfr(csv_path, images_dir, columns, normalized, output, label_map, num_shards, workers,
-            skip_invalid, clip_boxes, skip_empty, reencode, quiet):
+            skip_invalid, clip_boxes, skip_empty, reencode, quiet, **split):
     """Convert a CSV of boxes (filename,width,height,class,xmin,ymin,xmax,ymax) to TFRecords.
 
     \b
@@ -343,7 +407,7 @@ def csv2tfr(csv_path, images_dir, columns, normalized, output, label_map, num_sh
     records = read_csv(csv_path, images_dir, columns=parse_column_mapping(columns), normalized=normalized,
                        on_invalid=summary.on_invalid if skip_invalid else None)
     options = _encode_options(skip_invalid, clip_boxes, skip_empty, reencode)
-    _run_conversion(records, output, label_map, num_shards, workers, options, quiet, summary)
+    _run_conversion(records, output, label_map, num_shards, workers, options, quiet, summary, **split)
 
 
 @main.command("coco2tfr", context_settings=CONTEXT)
@@ -355,7 +419,7 @@ def csv2tfr(csv_path, images_dir, columns, normalized, output, label_map, num_sh
 @conversion_options
 @library_errors
 def coco2tfr(instances, images_dir, include_masks, remap_ids, output, label_map, num_shards, workers,
-             skip_invalid, clip_boxes, skip_empty, reencode, quiet):
+             skip_invalid, clip_boxes, skip_empty, reencode, quiet, **split):
     """Convert COCO instances JSON (boxes, and masks with --include-masks) to TFRecords.
 
     class/label is the COCO category id, as the OD API and Model Garden converters
@@ -377,7 +441,7 @@ def coco2tfr(instances, images_dir, include_masks, remap_ids, output, label_map,
                               rounding_px=1.0)
     _run_conversion(dataset.records(), output, label_map, num_shards, workers, options, quiet, summary,
                     built_map=dataset.label_map, total=len(dataset),
-                    origin="categories renumbered 1..N" if remap_ids else "COCO category ids")
+                    origin="categories renumbered 1..N" if remap_ids else "COCO category ids", **split)
 
 
 @main.command("validate", context_settings=CONTEXT)
@@ -436,3 +500,48 @@ def inspect_cmd(records, label_map, preview, num, as_json):
 
         pictures = write_preview(stats, preview, num)
         click.echo(f"preview: {len(pictures)} image(s) and {preview / 'index.html'}", err=as_json)
+
+
+@main.command("seg2tfr", context_settings=CONTEXT)
+@click.argument("images_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("masks_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Output TFRecord path (shards: OUTPUT-00000-of-0000N).")
+@click.option("--list", "list_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Only these stems, e.g. VOC ImageSets/Segmentation/train.txt.")
+@click.option("--colormap", default=None,
+              help="For RGB colour masks: 'voc' (Pascal VOC palette) or a JSON of colour -> index.")
+@click.option("--num-shards", default=1, show_default=True, type=click.IntRange(1))
+@click.option("--workers", type=click.IntRange(1), default=None, help="Worker processes.")
+@click.option("--skip-unpaired", is_flag=True,
+              help="Skip (and report) images without masks and masks without images.")
+@click.option("--reencode", is_flag=True, help="Store BMP/GIF/WebP/TIFF images as PNG.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@split_options
+@library_errors
+def seg2tfr(images_dir, masks_dir, output, list_file, colormap, num_shards, workers, skip_unpaired,
+            reencode, quiet, **split):
+    """Convert images + class-index masks to DeepLab-style segmentation TFRecords.
+
+    Each image is paired with the mask of the same stem. Palette masks keep their
+    indices (255 = void is kept); RGB masks need --colormap.
+
+    \b
+    Example:
+      odprep seg2tfr VOC2012/JPEGImages VOC2012/SegmentationClass -o seg/train.record \\
+          --list VOC2012/ImageSets/Segmentation/train.txt --num-shards 4
+    """
+    from odprep.example import EncodeOptions
+    from odprep.readers.segmentation import read_segmentation
+    from odprep.segmask import load_colormap
+    from odprep.writer import Summary
+
+    summary = Summary()
+    records = read_segmentation(images_dir, masks_dir, list_file,
+                                on_invalid=summary.on_invalid if skip_unpaired else None)
+    options = EncodeOptions(skip_invalid=skip_unpaired, reencode=reencode,
+                            colormap=load_colormap(colormap) if colormap else None)
+    from odprep.labelmap import LabelMap
+
+    _run_conversion(records, output, None, num_shards, workers, options, quiet, summary,
+                    built_map=LabelMap([]), write_label_map=False, **split)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +11,7 @@ from odprep.errors import OdprepError
 from odprep.example import EncodeOptions
 from odprep.labelmap import LabelMap
 from odprep.model import ImageRecord
-from odprep.writer import ProgressFactory, Summary, write_records
+from odprep.writer import ProgressFactory, Summary, commit, discard, write_records
 
 DEFAULT_LABEL_MAP_NAME = "label_map.pbtxt"
 
@@ -46,7 +47,7 @@ def convert(records: Iterable[ImageRecord], output: Path | str, *,
             label_map_out: Path | None = None, num_shards: int = 1, workers: int | None = None,
             options: EncodeOptions = EncodeOptions(), progress: ProgressFactory | None = None,
             summary: Summary | None = None, total: int | None = None,
-            built_map_origin: str = "the format's own ids") -> Conversion:
+            built_map_origin: str = "the format's own ids", write_label_map: bool = True) -> Conversion:
     """Write records to ``output``.
 
     With ``label_map`` (the user's), every class must be in it. Without it, the
@@ -60,8 +61,8 @@ def convert(records: Iterable[ImageRecord], output: Path | str, *,
             origin = "ids from 1, sorted by name"
             records = list(records)
             built_map = LabelMap.build(label for record in records for label in record.labels)
-        label_map_out = Path(label_map_out or default_label_map_path(output))
-        same_exists = _check_existing_map(label_map_out, built_map)
+        label_map_out = Path(label_map_out or default_label_map_path(output)) if write_label_map else None
+        same_exists = _check_existing_map(label_map_out, built_map) if write_label_map else True
         map_to_use = built_map
     else:
         map_to_use = label_map
@@ -79,3 +80,79 @@ def convert(records: Iterable[ImageRecord], output: Path | str, *,
         written = True
     map_path = Path(label_map.source) if label_map is not None and label_map.source else label_map_out
     return Conversion(result, map_to_use, map_path, written, origin)
+
+
+@dataclass
+class SplitConversion:
+    """One conversion per split, sharing one label map; plus oversampling counts."""
+
+    splits: dict[str, Conversion]
+    label_map: LabelMap
+    label_map_path: Path | None
+    label_map_written: bool
+    label_map_origin: str
+    before_oversampling: Counter | None = None
+    unlisted: list[str] | None = None
+
+
+def split_output(pattern: Path | str, split: str) -> Path:
+    pattern = str(pattern)
+    if "{split}" not in pattern:
+        raise OdprepError(pattern, "-o must contain {split} when splitting",
+                          "Example: -o data/{split}.record")
+    return Path(pattern.replace("{split}", split))
+
+
+def convert_splits(splits: dict[str, list[ImageRecord]], output: Path | str, *,
+                   label_map: LabelMap | None = None, built_map: LabelMap | None = None,
+                   built_map_origin: str = "the format's own ids", num_shards: int = 1,
+                   workers: int | None = None, options: EncodeOptions = EncodeOptions(),
+                   progress: ProgressFactory | None = None, oversample_threshold: float | None = None,
+                   seed: int = 0, rounding: str = "stochastic", summary: Summary | None = None,
+                   write_label_map: bool = True) -> SplitConversion:
+    """Write each split to ``output`` with {split} filled in; all splits or none.
+
+    The label map is shared (built from every split when not given). With
+    ``oversample_threshold``, the train split gets repeat-factor sampling.
+    """
+    from odprep.splits import oversample
+
+    origin = built_map_origin
+    map_path = None
+    written = False
+    if label_map is None:
+        if built_map is None:
+            built_map = LabelMap.build(label for records in splits.values() for r in records
+                                       for label in r.labels)
+            origin = "ids from 1, sorted by name"
+        map_path = default_label_map_path(split_output(output, "x"))
+        same_exists = _check_existing_map(map_path, built_map) if write_label_map else True
+        used = built_map
+    else:
+        used, same_exists = label_map, True
+        map_path = Path(label_map.source) if label_map.source else None
+    before = None
+    results: dict[str, Conversion] = {}
+    pending: list = []
+    try:
+        for name, records in splits.items():
+            if oversample_threshold is not None and name == "train":
+                before = Counter(label for r in records for label in r.labels)
+                records = oversample(records, oversample_threshold, seed, rounding)
+            result = write_records(records, split_output(output, name), used, num_shards=num_shards,
+                                   workers=workers, options=options, progress=progress,
+                                   total=len(records), defer_commit=True)
+            pending += result.pending
+            results[name] = Conversion(result, used, map_path, False, origin)
+        commit(pending)
+    finally:
+        discard(pending)
+    if summary is not None:  # reader events belong to the whole run
+        first = next(iter(results.values()), None)
+        if first is not None:
+            first.summary.skipped_images += summary.skipped_images
+            first.summary.skipped_objects += summary.skipped_objects
+    if label_map is None and write_label_map and not same_exists:
+        used.save(map_path)
+        written = True
+    return SplitConversion(results, used, map_path, written, origin, before)

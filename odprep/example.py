@@ -29,6 +29,7 @@ class EncodeOptions:
     reencode: bool = False
     include_masks: bool = False
     rounding_px: float = 0.0  # overshoot past the image treated as rounding: clamped and counted
+    colormap: tuple | None = None  # RGB colour -> class index, for segmentation masks
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +49,7 @@ class EncodedImage:
     labels: tuple[str, ...] = ()
     image_bytes: int = 0
     has_masks: bool = False
+    segmentation: bool = False
     events: list[Event] = field(default_factory=list)
 
 
@@ -207,7 +209,11 @@ def _encode(record: ImageRecord, label_map: LabelMap, options: EncodeOptions,
     if record.class_mask_path is not None:
         from odprep.segmask import add_class_mask  # only seg2tfr needs it
 
-        add_class_mask(feature, record, width, height, options)
+        try:
+            notes = add_class_mask(feature, record, width, height, options)
+        except OdprepError as error:
+            _invalid(result, options, error, "skipped_image")
+        result.events += [Event("warning", note) for note in notes]
     else:
         _add_objects(feature, record, kept, width, height, masks)
 
@@ -216,6 +222,7 @@ def _encode(record: ImageRecord, label_map: LabelMap, options: EncodeOptions,
     result.labels = tuple(obj.label for obj, _, _ in kept)
     result.image_bytes = len(data)
     result.has_masks = masks is not None and bool(kept)
+    result.segmentation = record.class_mask_path is not None
     return result
 
 

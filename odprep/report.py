@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from odprep.conversion import Conversion
+from odprep.conversion import Conversion, SplitConversion
 
 _SHOWN = 10  # items listed per kind of event; the rest are counted
 
@@ -24,8 +24,11 @@ def imbalance_ratio(counts) -> float | None:
 
 def format_summary(conversion: Conversion) -> str:
     s = conversion.summary
-    lines = [f"images written: {s.images} ({s.negatives} without objects)",
-             f"objects written: {s.objects}"]
+    if s.segmentation_masks:
+        lines = [f"images written: {s.images} (with {s.segmentation_masks} segmentation masks)"]
+    else:
+        lines = [f"images written: {s.images} ({s.negatives} without objects)",
+                 f"objects written: {s.objects}"]
     if s.class_counts:
         lines.append("per class (objects / images):")
         width = max(len(name) for name in s.class_counts)
@@ -48,4 +51,42 @@ def format_summary(conversion: Conversion) -> str:
     rate = s.images / s.seconds if s.seconds else 0.0
     mbps = s.image_bytes / 1e6 / s.seconds if s.seconds else 0.0
     lines.append(f"done in {s.seconds:.2f} s: {rate:.0f} images/s, {mbps:.1f} MB/s")
+    return "\n".join(lines)
+
+
+def format_split_summary(result: SplitConversion) -> str:
+    """Per split: images, objects and objects per class; then what was skipped and written."""
+    lines = []
+    classes = sorted({c for conv in result.splits.values() for c in conv.summary.class_counts})
+    width = max([len(c) for c in classes] + [5])
+    names = list(result.splits)
+    lines.append(f"{'split':<{width}}  " + "  ".join(f"{n:>9}" for n in names))
+    lines.append(f"{'images':<{width}}  " + "  ".join(f"{result.splits[n].summary.images:>9}"
+                                                      for n in names))
+    lines.append(f"{'objects':<{width}}  " + "  ".join(f"{result.splits[n].summary.objects:>9}"
+                                                       for n in names))
+    for c in classes:
+        cells = "  ".join(f"{result.splits[n].summary.class_counts[c]:>4}/"
+                          f"{result.splits[n].summary.class_images[c]:<4}" for n in names)
+        lines.append(f"{c:<{width}}  {cells}")
+    lines.append("(per class: objects/images)")
+    if result.before_oversampling is not None:
+        after = result.splits["train"].summary.class_counts
+        lines.append("train oversampling (repeat factor), objects per class before -> after:")
+        lines += [f"  {c:<{width}} {result.before_oversampling[c]:>6} -> {after[c]}" for c in classes]
+    if result.unlisted:
+        lines += _listed("images in no list (left out)", result.unlisted)
+    for name, conversion in result.splits.items():
+        s = conversion.summary
+        lines += _listed(f"[{name}] skipped images", s.skipped_images)
+        lines += _listed(f"[{name}] skipped objects", s.skipped_objects)
+        lines += _listed(f"[{name}] clipped boxes", s.clipped)
+        lines += _listed(f"[{name}] boxes clamped (within rounding)", s.rounded)
+        lines += _listed(f"[{name}] warnings", s.warnings)
+    lines.append("files written:")
+    lines += [f"  {p}" for conv in result.splits.values() for p in conv.summary.files]
+    if result.label_map_path is not None:
+        state = "written" if result.label_map_written else "used"
+        origin = f" ({result.label_map_origin})" if result.label_map_written else ""
+        lines.append(f"label map {state}: {result.label_map_path}{origin}")
     return "\n".join(lines)

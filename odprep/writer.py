@@ -52,7 +52,9 @@ class Summary:
     output_bytes: int = 0
     seconds: float = 0.0
     has_masks: bool = False
+    segmentation_masks: int = 0
     sha256s: set[str] = field(default_factory=set, repr=False)
+    pending: list[tuple[Path, Path]] = field(default_factory=list, repr=False)  # (temp, final)
 
     def add(self, encoded: EncodedImage) -> None:
         for event in encoded.events:
@@ -62,7 +64,8 @@ class Summary:
         if encoded.framed is None:
             return
         self.images += 1
-        self.negatives += not encoded.labels
+        self.negatives += not encoded.labels and not encoded.segmentation
+        self.segmentation_masks += encoded.segmentation
         self.objects += len(encoded.labels)
         self.class_counts.update(encoded.labels)
         self.class_images.update(set(encoded.labels))
@@ -76,7 +79,8 @@ class Summary:
         (self.skipped_images if kind == "skipped_image" else self.skipped_objects).append(str(error))
 
     def merge(self, other: Summary) -> None:
-        for name in ("images", "negatives", "objects", "image_bytes", "output_bytes", "seconds"):
+        for name in ("images", "negatives", "objects", "image_bytes", "output_bytes", "seconds",
+                     "segmentation_masks"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for name in ("class_counts", "class_images"):
             getattr(self, name).update(getattr(other, name))
@@ -92,9 +96,14 @@ ProgressFactory = Callable[[int | None], object]
 def write_records(records: Iterable[ImageRecord], output: Path | str, label_map: LabelMap,
                   num_shards: int = 1, workers: int | None = None,
                   options: EncodeOptions = EncodeOptions(),
-                  progress: ProgressFactory | None = None, total: int | None = None) -> Summary:
+                  progress: ProgressFactory | None = None, total: int | None = None,
+                  defer_commit: bool = False) -> Summary:
     """Encode and write records; return the summary. Raises OdprepError on bad input
-    (unless the options skip it) and then leaves no output behind."""
+    (unless the options skip it) and then leaves no output behind.
+
+    With ``defer_commit`` the finished temporary files are left in
+    ``summary.pending`` for the caller to ``commit`` or ``discard`` (used to make
+    several splits all-or-nothing)."""
     paths = shard_paths(output, num_shards)
     workers = default_workers() if workers is None else max(1, workers)
     summary = Summary()
@@ -117,8 +126,10 @@ def write_records(records: Iterable[ImageRecord], output: Path | str, label_map:
                 bar.update(1)
         for handle in handles:
             handle.close()
-        for temp, path in zip(temps, paths, strict=True):
-            os.replace(temp, path)
+        summary.pending = list(zip(temps, paths, strict=True))
+        if not defer_commit:
+            commit(summary.pending)
+        temps = []
         summary.files = paths
     finally:
         if bar is not None:
@@ -129,6 +140,19 @@ def write_records(records: Iterable[ImageRecord], output: Path | str, label_map:
             temp.unlink(missing_ok=True)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def commit(pending: list[tuple[Path, Path]]) -> None:
+    """Rename finished temporary files into place."""
+    for temp, path in pending:
+        os.replace(temp, path)
+    pending.clear()
+
+
+def discard(pending: list[tuple[Path, Path]]) -> None:
+    for temp, _ in pending:
+        temp.unlink(missing_ok=True)
+    pending.clear()
 
 
 def tqdm_progress(quiet: bool = False) -> ProgressFactory | None:

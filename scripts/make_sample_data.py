@@ -144,5 +144,34 @@ def main() -> None:
     (ROOT / "coco" / "instances.json").write_text(json.dumps(coco, indent=1) + "\n", encoding="utf-8")
 
 
+def make_segmentation() -> None:
+    """A VOC-style segmentation set: JPEG images, palette masks with void (255) borders."""
+    from odprep.segmask import voc_colormap
+
+    root = ROOT / "seg"
+    for folder in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    palette = [v for (rgb, _) in voc_colormap() for v in rgb]
+    stems = []
+    for seed, (w, h) in enumerate([(64, 48), (80, 60), (48, 64)]):
+        rng = np.random.default_rng(100 + seed)
+        indices = np.zeros((h, w), dtype=np.uint8)
+        indices[h // 4: 3 * h // 4, w // 5: w // 2] = 1 + seed  # one class per image, plus...
+        indices[h // 2:, w // 2:] = 15  # ...class 15 (person) everywhere
+        indices[0, :] = indices[-1, :] = 255  # void border
+        colours = np.array(palette, dtype=np.uint8).reshape(256, 3)[indices]
+        noisy = (colours.astype(int) + rng.integers(-20, 20, colours.shape)).clip(0, 255)
+        stem = f"2007_{seed:06d}"
+        Image.fromarray(noisy.astype(np.uint8), "RGB").save(root / "JPEGImages" / f"{stem}.jpg",
+                                                          quality=90)
+        mask = Image.fromarray(indices, "P")
+        mask.putpalette(palette)
+        mask.save(root / "SegmentationClass" / f"{stem}.png")
+        stems.append(stem)
+    (root / "ImageSets" / "Segmentation" / "train.txt").write_text("\n".join(stems[:2]) + "\n")
+    (root / "ImageSets" / "Segmentation" / "val.txt").write_text(stems[2] + "\n")
+
+
 if __name__ == "__main__":
     main()
+    make_segmentation()

@@ -1,0 +1,138 @@
+"""Train/val/test splits by image, and repeat-factor oversampling of the train split.
+
+Splits are deterministic for a seed, never put one image in two splits, have
+sizes within one image of the fractions, and are stratified: images are placed
+rarest class first, each into the split that most lacks that class.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter
+from pathlib import Path
+
+from odprep.errors import OdprepError
+from odprep.model import ImageRecord
+from odprep.readers.segmentation import read_list_file
+
+
+def parse_split_spec(spec: str) -> dict[str, float]:
+    """'train=0.8,val=0.2' -> {"train": 0.8, "val": 0.2}; fractions must sum to 1."""
+    fractions: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        name, sep, value = part.partition("=")
+        try:
+            fraction = float(value)
+        except ValueError:
+            fraction = -1.0
+        if not sep or not name.strip() or not 0 < fraction <= 1 or name.strip() in fractions:
+            raise OdprepError("--split", f"{part!r} is not NAME=FRACTION (0 < fraction <= 1, each name "
+                              "once)", "Example: --split train=0.8,val=0.2")
+        fractions[name.strip()] = fraction
+    if not fractions or abs(sum(fractions.values()) - 1.0) > 1e-6:
+        raise OdprepError("--split", f"fractions sum to {sum(fractions.values()):g}, not 1",
+                          "Example: --split train=0.8,val=0.1,test=0.1")
+    return fractions
+
+
+def split_sizes(total: int, fractions: dict[str, float]) -> dict[str, int]:
+    """Largest-remainder sizes: each within one image of fraction * total, summing to total."""
+    exact = {name: f * total for name, f in fractions.items()}
+    sizes = {name: math.floor(v) for name, v in exact.items()}
+    by_remainder = sorted(fractions, key=lambda n: (-(exact[n] - sizes[n]), list(fractions).index(n)))
+    for name in by_remainder[: total - sum(sizes.values())]:
+        sizes[name] += 1
+    return sizes
+
+
+def split_records(records: list[ImageRecord], fractions: dict[str, float],
+                  seed: int = 0) -> dict[str, list[ImageRecord]]:
+    """Stratified, deterministic split by image; output order follows the input order."""
+    sizes = split_sizes(len(records), fractions)
+    names = list(fractions)
+    class_images = Counter(label for r in records for label in set(r.labels))
+    wanted = {(c, s): n * fractions[s] for c, n in class_images.items() for s in names}
+    have: Counter = Counter()
+    room = dict(sizes)
+    order = list(range(len(records)))
+    random.Random(seed).shuffle(order)
+
+    def rarest(i: int) -> tuple[int, str]:
+        labels = set(records[i].labels)
+        if not labels:
+            return (len(records) + 1, "")
+        return min((class_images[c], c) for c in labels)
+
+    order.sort(key=rarest)
+    assignment: dict[int, str] = {}
+    for i in order:
+        _, rare = rarest(i)
+        open_splits = [s for s in names if room[s] > 0]
+        best = max(open_splits, key=lambda s: (wanted.get((rare, s), 0) - have[(rare, s)],
+                                               room[s] / max(sizes[s], 1), -names.index(s)))
+        assignment[i] = best
+        room[best] -= 1
+        for label in set(records[i].labels):
+            have[(label, best)] += 1
+    return {s: [records[i] for i in range(len(records)) if assignment[i] == s] for s in names}
+
+
+def record_stem(record: ImageRecord) -> str:
+    """The name VOC ImageSets lists use: the annotation's stem (or the image's)."""
+    source = Path(record.annotation_path)
+    return source.stem if source.suffix.lower() == ".xml" else Path(record.filename).stem
+
+
+def split_from_lists(records: list[ImageRecord], folder: Path | str) -> tuple[dict[str, list[ImageRecord]],
+                                                                              list[str]]:
+    """Splits from VOC ImageSets/Main/{train,val,test,trainval}.txt; returns the splits
+    and the stems of records that no list names. An image in two lists is an error."""
+    folder = Path(folder)
+    lists = {name: read_list_file(folder / f"{name}.txt") for name in ("train", "val", "test")
+             if (folder / f"{name}.txt").is_file()}
+    if not lists:
+        raise OdprepError(folder, "no train.txt, val.txt or test.txt here",
+                          "Point to VOC's ImageSets/Main folder")
+    where: dict[str, str] = {}
+    for name, stems in lists.items():
+        for stem in stems:
+            if stem in where and where[stem] != name:
+                raise OdprepError(folder, f"{stem} is in both {where[stem]}.txt and {name}.txt",
+                                  "An image must be in one split only")
+            where[stem] = name
+    splits: dict[str, list[ImageRecord]] = {name: [] for name in lists}
+    unlisted = []
+    for record in records:
+        name = where.get(record_stem(record))
+        if name is None:
+            unlisted.append(record_stem(record))
+        else:
+            splits[name].append(record)
+    return splits, unlisted
+
+
+def repeat_factors(records: list[ImageRecord], threshold: float) -> list[float]:
+    """LVIS repeat factor per image: max over its classes of max(1, sqrt(t / f_c)),
+    f_c being the fraction of images that contain class c."""
+    if not records:
+        return []
+    class_images = Counter(label for r in records for label in set(r.labels))
+    per_class = {c: max(1.0, math.sqrt(threshold / (n / len(records)))) for c, n in class_images.items()}
+    return [max((per_class[c] for c in set(r.labels)), default=1.0) for r in records]
+
+
+def oversample(records: list[ImageRecord], threshold: float, seed: int = 0,
+               rounding: str = "stochastic") -> list[ImageRecord]:
+    """Repeat each image round(r) times (stochastic rounding, or ceil), deterministically;
+    repeats are spread by a seeded shuffle so they do not sit next to each other."""
+    rng = random.Random(seed)
+    out: list[ImageRecord] = []
+    for record, factor in zip(records, repeat_factors(records, threshold), strict=True):
+        if rounding == "ceil":
+            times = math.ceil(factor - 1e-9)
+        else:
+            times = math.floor(factor) + (rng.random() < factor - math.floor(factor))
+        out += [record] * max(1, times)
+    rng.shuffle(out)
+    return out

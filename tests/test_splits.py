@@ -1,0 +1,134 @@
+"""--split / --split-from-lists / --oversample: by image, deterministic, stratified."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from odprep.model import ImageRecord, ObjectAnnotation
+from odprep.splits import oversample, repeat_factors, split_records, split_sizes
+
+from .conftest import SAMPLE, SHARED_DATASETS
+from .helpers import assert_bad_input, run_cli
+
+
+def fake(n_by_class: dict[str, int]) -> list[ImageRecord]:
+    records = []
+    for label, count in n_by_class.items():
+        for i in range(count):
+            obj = ObjectAnnotation(label, 0, 0, 1, 1)
+            records.append(ImageRecord(Path(f"{label}{i}.jpg"), f"{label}{i}.jpg", f"{label}{i}", "x",
+                                       objects=(obj,)))
+    return records
+
+
+def test_sizes_within_one_image_of_the_fractions():
+    for total in range(0, 50):
+        sizes = split_sizes(total, {"train": 0.7, "val": 0.2, "test": 0.1})
+        assert sum(sizes.values()) == total
+        assert all(abs(sizes[k] - f * total) < 1 for k, f in {"train": 0.7, "val": 0.2, "test": 0.1}.items())
+
+
+def test_split_is_by_image_complete_disjoint_stratified_and_deterministic():
+    records = fake({"common": 40, "rare": 5, "mid": 12})
+    splits = split_records(records, {"train": 0.6, "val": 0.2, "test": 0.2}, seed=3)
+    assert sum(len(v) for v in splits.values()) == len(records)
+    ids = [r.source_id for v in splits.values() for r in v]
+    assert len(ids) == len(set(ids))
+    for records_in_split in splits.values():
+        assert {"common", "rare", "mid"} <= {r.labels[0] for r in records_in_split}
+    assert splits == split_records(records, {"train": 0.6, "val": 0.2, "test": 0.2}, seed=3)
+    assert splits != split_records(records, {"train": 0.6, "val": 0.2, "test": 0.2}, seed=4)
+
+
+def test_repeat_factors_follow_lvis():
+    records = fake({"common": 90, "rare": 10})
+    factors = repeat_factors(records, threshold=0.4)
+    assert factors[0] == 1.0  # f=0.9 > t
+    assert factors[-1] == pytest.approx((0.4 / 0.1) ** 0.5)  # 2.0
+    repeated = oversample(records, 0.4, seed=1, rounding="ceil")
+    counts = Counter(r.labels[0] for r in repeated)
+    assert counts == {"common": 90, "rare": 20}
+    assert oversample(records, 0.3, seed=1) == oversample(records, 0.3, seed=1)
+
+
+def digest(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob("*.record*"))}
+
+
+def test_cli_split_twice_gives_identical_disjoint_complete_outputs(tf, tmp_path):
+    outs = []
+    for attempt in ("a", "b"):
+        result = run_cli("voc2tfr", SAMPLE / "voc" / "Annotations", "--images-dir", SAMPLE / "images",
+                         "-o", tmp_path / attempt / "{split}.record", "--split", "train=0.8,val=0.2",
+                         "--seed", "7")
+        assert result.exit_code == 0, result.output
+        outs.append(digest(tmp_path / attempt))
+    assert outs[0] == outs[1]
+    names = {}
+    for split in ("train", "val"):
+        for raw in tf.data.TFRecordDataset([str(tmp_path / "a" / f"{split}.record")]):
+            example = tf.train.Example.FromString(raw.numpy())
+            names.setdefault(split, []).append(example.features.feature["image/filename"].bytes_list.value[0])
+    assert len(names["train"]) + len(names["val"]) == 6 and len(names["val"]) == 1
+    assert not set(names["train"]) & set(names["val"])
+    assert (tmp_path / "a" / "label_map.pbtxt").exists()
+
+
+def test_split_needs_split_placeholder_and_valid_fractions(tmp_path):
+    base = ["voc2tfr", SAMPLE / "voc" / "Annotations", "--images-dir", SAMPLE / "images"]
+    assert_bad_input(run_cli(*base, "-o", tmp_path / "x.record", "--split", "train=0.8,val=0.2"),
+                     "{split}")
+    assert_bad_input(run_cli(*base, "-o", tmp_path / "{split}.record", "--split", "train=0.8,val=0.1"),
+                     "sum to 0.9")
+    assert_bad_input(run_cli(*base, "-o", tmp_path / "x.record", "--oversample", "repeat-factor"),
+                     "train split")
+
+
+def test_split_from_voc_lists(tmp_path):
+    lists = tmp_path / "Main"
+    lists.mkdir()
+    (lists / "train.txt").write_text("cat_dog\nstreet\ngray\n")
+    (lists / "val.txt").write_text("palette  1\nUpper\n")
+    result = run_cli("voc2tfr", SAMPLE / "voc" / "Annotations", "--images-dir", SAMPLE / "images",
+                     "-o", tmp_path / "o" / "{split}.record", "--split-from-lists", lists)
+    assert result.exit_code == 0, result.output
+    assert "images in no list (left out): 1" in result.output and "empty" in result.output
+    (lists / "val.txt").write_text("gray\n")
+    assert_bad_input(run_cli("voc2tfr", SAMPLE / "voc" / "Annotations", "--images-dir",
+                             SAMPLE / "images", "-o", tmp_path / "p" / "{split}.record",
+                             "--split-from-lists", lists), "gray is in both train.txt and val.txt")
+
+
+def test_oversample_summary_shows_before_and_after(tmp_path):
+    result = run_cli("voc2tfr", SAMPLE / "voc" / "Annotations", "--images-dir", SAMPLE / "images",
+                     "-o", tmp_path / "{split}.record", "--split", "train=0.5,val=0.5",
+                     "--oversample", "repeat-factor", "--threshold", "1.0",
+                     "--oversample-rounding", "ceil")
+    assert result.exit_code == 0, result.output
+    assert "before -> after" in result.output
+
+
+def test_a_failing_split_leaves_no_split_behind(tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    for p in (SAMPLE / "images").iterdir():
+        (images / p.name).write_bytes(p.read_bytes())
+    (images / "street.png").write_text("broken")
+    out = tmp_path / "o"
+    result = run_cli("voc2tfr", SAMPLE / "voc" / "Annotations", "--images-dir", images,
+                     "-o", out / "{split}.record", "--split", "train=0.5,val=0.5")
+    assert_bad_input(result, "street.png")
+    assert not out.exists() or [p.name for p in out.iterdir()] == []
+
+
+@pytest.mark.skipif(not SHARED_DATASETS.is_dir(), reason="../shared/datasets not present")
+def test_real_bccd_split_from_imagesets(tmp_path):
+    bccd = SHARED_DATASETS / "bccd" / "BCCD"
+    result = run_cli("voc2tfr", bccd / "Annotations", "--images-dir", bccd / "JPEGImages",
+                     "-o", tmp_path / "{split}.record", "--split-from-lists", bccd / "ImageSets" / "Main",
+                     "--skip-invalid")
+    assert result.exit_code == 0, result.output

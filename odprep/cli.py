@@ -178,7 +178,10 @@ def voc2tfr(annotations, images_dir, output, label_map, num_shards, workers, ski
     from odprep.writer import Summary
 
     summary = Summary()
-    records = read_voc(annotations, images_dir, on_invalid=summary.on_invalid if skip_invalid else None)
+    from odprep.parallel import default_workers
+
+    records = read_voc(annotations, images_dir, on_invalid=summary.on_invalid if skip_invalid else None,
+                       workers=workers or default_workers())
     options = _encode_options(skip_invalid, clip_boxes, skip_empty, reencode)
     _run_conversion(records, output, label_map, num_shards, workers, options, quiet, summary, **split)
 

@@ -16,7 +16,7 @@ from odprep import images, keys, proto
 from odprep.errors import OdprepError, object_where
 from odprep.labelmap import LabelMap
 from odprep.model import ImageRecord, ObjectAnnotation
-from odprep.tfrecord import frame
+from odprep.tfrecord import frame_parts
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,8 +43,10 @@ class Event:
 
 @dataclass(slots=True)
 class EncodedImage:
-    framed: bytes | None  # the TFRecord bytes, None when the image is skipped
+    parts: list | None  # the TFRecord as buffers for os.writev; None when skipped or written
     source: str
+    skipped: bool = False
+    record_size: int = 0  # bytes of the TFRecord (framing included)
     sha256: str = ""
     labels: tuple[str, ...] = ()
     image_bytes: int = 0
@@ -64,7 +66,8 @@ def encode_record(record: ImageRecord, label_map: LabelMap, options: EncodeOptio
     try:
         return _encode(record, label_map, options, result)
     except _Skip:
-        result.framed = None
+        result.parts = None
+        result.skipped = True
         return result
 
 
@@ -197,9 +200,8 @@ def _encode(record: ImageRecord, label_map: LabelMap, options: EncodeOptions,
 
     masks = _masks(record, kept, width, height, options, result) if options.include_masks else None
     sha256 = hashlib.sha256(data).hexdigest()
-    example = proto.Example()
-    feature = example.features.feature
-    feature[keys.IMAGE_ENCODED].bytes_list.value.append(data)
+    features = proto.Features()
+    feature = features.feature
     feature[keys.IMAGE_FORMAT].bytes_list.value.append(fmt.encode())
     feature[keys.IMAGE_HEIGHT].int64_list.value.append(height)
     feature[keys.IMAGE_WIDTH].int64_list.value.append(width)
@@ -217,7 +219,8 @@ def _encode(record: ImageRecord, label_map: LabelMap, options: EncodeOptions,
     else:
         _add_objects(feature, record, kept, width, height, masks)
 
-    result.framed = frame(example.SerializeToString(deterministic=True))
+    result.parts = frame_parts(proto.example_parts(features, keys.IMAGE_ENCODED, data))
+    result.record_size = sum(len(part) for part in result.parts)
     result.sha256 = sha256
     result.labels = tuple(obj.label for obj, _, _ in kept)
     result.image_bytes = len(data)

@@ -19,13 +19,17 @@ def default_workers() -> int:
 
 
 def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int,
-                in_flight_per_worker: int = 8) -> Iterator[R]:
+                in_flight_per_worker: int = 8, initializer: Callable | None = None,
+                initargs: tuple = ()) -> Iterator[R]:
     """map(fn, items) over ``workers`` processes (1 = in this process), in order."""
     if workers <= 1:
+        if initializer is not None:
+            initializer(*initargs)
         yield from map(fn, items)
         return
     context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
-    executor: Executor = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    executor: Executor = ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                                             initializer=initializer, initargs=initargs)
     pending: deque = deque()
     limit = workers * in_flight_per_worker
     try:

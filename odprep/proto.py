@@ -66,3 +66,40 @@ def feature_kind(feature) -> str | None:
 def feature_values(feature) -> list:
     kind = feature.WhichOneof("kind")
     return list(getattr(feature, kind).value) if kind else []
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def example_parts(features, key: str, payload) -> list:
+    """A serialized Example, as buffers, holding ``features`` plus ``key`` = [payload].
+
+    Everything but the payload is serialized by protobuf. The one large bytes
+    feature (the encoded image) is appended as its map entry in wire format
+    (Example.features=1 > Features.feature=1 entry > key=1, value=2 > Feature.bytes_list=1
+    > BytesList.value=1), so the payload is referenced, never copied. Protobuf
+    merges map entries, so this parses to the same Example as setting the feature
+    directly; odprep's tests check that against TensorFlow.
+    """
+    rest = features.SerializeToString(deterministic=True)
+    key_bytes = key.encode("utf-8")
+    bytes_list = b"\x0a" + _varint(len(payload))  # BytesList.value
+    feature = b"\x0a" + _varint(len(bytes_list) + len(payload))  # Feature.bytes_list
+    entry_body = (b"\x0a" + _varint(len(key_bytes)) + key_bytes  # FeatureEntry.key
+                  + b"\x12" + _varint(len(feature) + len(bytes_list) + len(payload)))  # .value
+    entry = b"\x0a" + _varint(len(entry_body) + len(feature) + len(bytes_list) + len(payload))
+    head = entry + entry_body + feature + bytes_list
+    features_size = len(head) + len(payload) + len(rest)
+    return [b"\x0a" + _varint(features_size) + head, payload, rest]  # Example.features
+
+
+Features = message_factory.GetMessageClass(_POOL.FindMessageTypeByName("tensorflow.Features"))

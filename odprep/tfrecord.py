@@ -7,6 +7,7 @@ the data, masked CRC32C of the data. The mask is TensorFlow's: rotate right by
 
 from __future__ import annotations
 
+import os
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,15 +22,61 @@ _U64 = struct.Struct("<Q")
 _U32 = struct.Struct("<I")
 
 
-def masked_crc(data: bytes) -> int:
-    crc = google_crc32c.value(data)
+def _mask(crc: int) -> int:
     return ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + _MASK_DELTA) & 0xFFFFFFFF
+
+
+def masked_crc(data: bytes) -> int:
+    return _mask(google_crc32c.value(data))
 
 
 def frame(data: bytes) -> bytes:
     """One TFRecord: header, data and footer, ready to append to a file."""
-    length = _U64.pack(len(data))
-    return b"".join((length, _U32.pack(masked_crc(length)), data, _U32.pack(masked_crc(data))))
+    return b"".join(frame_parts([data]))
+
+
+def frame_parts(parts: list) -> list:
+    """One TFRecord whose data is the concatenation of ``parts`` (bytes-like), as a list
+    of buffers for os.writev: the data is never copied, its CRC is computed piecewise."""
+    size = sum(len(p) for p in parts)
+    length = _U64.pack(size)
+    crc = 0
+    for part in parts:
+        crc = google_crc32c.extend(crc, part)
+    return [length + _U32.pack(masked_crc(length)), *parts, _U32.pack(_mask(crc))]
+
+
+def write_all(fd: int, buffers: list) -> int:
+    """os.writev every buffer to fd, resuming after partial writes; returns bytes written."""
+    total = sum(len(b) for b in buffers)
+    views = [memoryview(b).cast("B") for b in buffers]
+    remaining = total
+    while remaining:
+        written = os.writev(fd, views[:1024])
+        remaining -= written
+        while written:
+            if written >= len(views[0]):
+                written -= len(views[0])
+                views.pop(0)
+            else:
+                views[0] = views[0][written:]
+                written = 0
+    return total
+
+
+def copy_range(source_fd: int, target_fd: int, offset: int, length: int) -> None:
+    """Append ``length`` bytes of source (from ``offset``) to target, in the kernel when possible."""
+    while length:
+        try:
+            copied = os.copy_file_range(source_fd, target_fd, length, offset)
+        except (AttributeError, OSError):
+            copied = 0
+        if copied == 0:  # no copy_file_range here (or across filesystems): plain copy
+            data = os.pread(source_fd, length, offset)
+            write_all(target_fd, [data])
+            copied = len(data)
+        offset += copied
+        length -= copied
 
 
 class TFRecordError(OdprepError):

@@ -7,7 +7,6 @@ whole run succeeded; an error or Ctrl-C leaves nothing at the output paths.
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
 import time
@@ -21,6 +20,7 @@ from odprep.fileio import temp_path_for
 from odprep.labelmap import LabelMap
 from odprep.model import ImageRecord
 from odprep.parallel import default_workers, ordered_map
+from odprep.tfrecord import copy_range, write_all
 
 
 def shard_paths(output: Path | str, num_shards: int) -> list[Path]:
@@ -61,7 +61,7 @@ class Summary:
             {"warning": self.warnings, "clipped": self.clipped, "rounded": self.rounded,
              "skipped_object": self.skipped_objects,
              "skipped_image": self.skipped_images}[event.kind].append(event.message)
-        if encoded.framed is None:
+        if encoded.skipped:
             return
         self.images += 1
         self.negatives += not encoded.labels and not encoded.segmentation
@@ -70,7 +70,7 @@ class Summary:
         self.class_counts.update(encoded.labels)
         self.class_images.update(set(encoded.labels))
         self.image_bytes += encoded.image_bytes
-        self.output_bytes += len(encoded.framed)
+        self.output_bytes += encoded.record_size
         self.has_masks |= encoded.has_masks
         self.sha256s.add(encoded.sha256)
 
@@ -109,23 +109,27 @@ def write_records(records: Iterable[ImageRecord], output: Path | str, label_map:
     summary = Summary()
     started = time.perf_counter()
     temps: list[Path] = []
-    handles = []
+    fds: list[int] = []
     bar = progress(total) if progress else None
     try:
         for path in paths:
             temps.append(temp_path_for(path))
-            handles.append(open(temps[-1], "wb", buffering=1 << 20))  # noqa: SIM115
-        encode = functools.partial(encode_record, label_map=label_map, options=options)
-        written = 0
-        for encoded in ordered_map(encode, records, workers):
-            summary.add(encoded)
-            if encoded.framed is not None:
-                handles[written % num_shards].write(encoded.framed)
-                written += 1
-            if bar is not None:
-                bar.update(1)
-        for handle in handles:
-            handle.close()
+            fds.append(os.open(temps[-1], os.O_WRONLY | os.O_TRUNC))
+        sink = _ShardSink(fds)
+        if workers == 1:
+            for record in records:
+                encoded = encode_record(record, label_map, options)
+                if not encoded.skipped:
+                    sink.write(encoded.parts)
+                    encoded.parts = None
+                summary.add(encoded)
+                if bar is not None:
+                    bar.update(1)
+        else:
+            _write_parallel(records, paths[0], label_map, options, workers, sink, summary, bar)
+        for fd in fds:
+            os.close(fd)
+        fds = []
         summary.pending = list(zip(temps, paths, strict=True))
         if not defer_commit:
             commit(summary.pending)
@@ -134,12 +138,104 @@ def write_records(records: Iterable[ImageRecord], output: Path | str, label_map:
     finally:
         if bar is not None:
             bar.close()
-        for handle in handles:
-            handle.close()
+        for fd in fds:
+            os.close(fd)
         for temp in temps:
             temp.unlink(missing_ok=True)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+class _ShardSink:
+    """Round-robin over shard files: the i-th written record goes to shard i % N."""
+
+    def __init__(self, fds: list[int]) -> None:
+        self.fds = fds
+        self.count = 0
+
+    def write(self, parts: list) -> None:
+        write_all(self.fds[self.count % len(self.fds)], parts)
+        self.count += 1
+
+    def append_range(self, shard: int, source_fd: int, offset: int, length: int) -> None:
+        copy_range(source_fd, self.fds[shard], offset, length)
+
+
+# --- parallel: workers write chunk files, the parent stitches them in order ------------------
+
+CHUNK_SIZE = 32
+_worker_state: dict = {}
+
+
+@dataclass
+class _ChunkResult:
+    path: Path
+    sizes: list[int]  # bytes of each written record, in order, back to back in the file
+    images: list[EncodedImage]
+
+
+def _init_worker(label_map: LabelMap, options: EncodeOptions) -> None:
+    _worker_state["label_map"] = label_map
+    _worker_state["options"] = options
+
+
+def _encode_chunk(task: tuple[Path, list[ImageRecord]]) -> _ChunkResult:
+    """Encode a chunk of records and write them, in order, to a chunk file."""
+    path, records = task
+    encoded = [encode_record(r, _worker_state["label_map"], _worker_state["options"]) for r in records]
+    sizes = []
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for item in encoded:
+            if not item.skipped:
+                sizes.append(write_all(fd, item.parts))
+                item.parts = None
+    finally:
+        os.close(fd)
+    return _ChunkResult(path, sizes, encoded)
+
+
+def _write_parallel(records: Iterable[ImageRecord], first_path: Path, label_map: LabelMap,
+                    options: EncodeOptions, workers: int, sink: _ShardSink, summary: Summary,
+                    bar) -> None:
+    """Chunks of records are encoded and written by worker processes; the parent copies
+    each record's bytes (kernel-side) to shard (number written so far) % N, in input order."""
+    prefix = temp_path_for(first_path)
+    chunk_paths: list[Path] = []
+
+    def tasks():
+        chunk: list[ImageRecord] = []
+        for record in records:
+            chunk.append(record)
+            if len(chunk) == CHUNK_SIZE:
+                chunk_paths.append(prefix.with_name(f"{prefix.name}.{len(chunk_paths)}"))
+                yield chunk_paths[-1], chunk
+                chunk = []
+        if chunk:
+            chunk_paths.append(prefix.with_name(f"{prefix.name}.{len(chunk_paths)}"))
+            yield chunk_paths[-1], chunk
+
+    try:
+        for result in ordered_map(_encode_chunk, tasks(), workers, in_flight_per_worker=3,
+                                  initializer=_init_worker, initargs=(label_map, options)):
+            source = os.open(result.path, os.O_RDONLY)
+            try:
+                offset = 0
+                for length in result.sizes:
+                    sink.append_range(sink.count % len(sink.fds), source, offset, length)
+                    sink.count += 1
+                    offset += length
+            finally:
+                os.close(source)
+                result.path.unlink(missing_ok=True)
+            for item in result.images:
+                summary.add(item)
+            if bar is not None:
+                bar.update(len(result.images))
+    finally:
+        prefix.unlink(missing_ok=True)
+        for path in chunk_paths:
+            path.unlink(missing_ok=True)
 
 
 def commit(pending: list[tuple[Path, Path]]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from lxml import etree
 from odprep import keys
 from odprep.errors import OdprepError, object_where
 from odprep.model import ImageRecord, ObjectAnnotation
+from odprep.parallel import ordered_map
 from odprep.readers.common import ImageIndex, OnInvalid, basename_any_os, raise_or_skip
 
 VOC_OBJECT_KEYS = (keys.DIFFICULT, keys.TRUNCATED, keys.VIEW)
@@ -43,12 +45,23 @@ def _parse_xml(path: Path) -> etree._Element:
     return root
 
 
-def _text(element, tag: str) -> str:
-    return (element.findtext(tag) or "").strip()
+def _children(element) -> dict[str, str | etree._Element]:
+    """Direct children by tag (first wins): text for leaves, the element otherwise."""
+    found: dict = {}
+    for child in element:
+        tag = child.tag
+        if isinstance(tag, str) and tag not in found:
+            found[tag] = child if len(child) else (child.text or "").strip()
+    return found
 
 
-def _number(element, tag: str, path: Path, where: str = "") -> float | None:
-    text = _text(element, tag)
+def _text(fields: dict, tag: str) -> str:
+    value = fields.get(tag, "")
+    return value if isinstance(value, str) else (value.text or "").strip()
+
+
+def _number(fields: dict, tag: str, path: Path, where: str = "") -> float | None:
+    text = _text(fields, tag)
     if not text:
         return None
     try:
@@ -57,8 +70,8 @@ def _number(element, tag: str, path: Path, where: str = "") -> float | None:
         raise OdprepError(path, f"<{tag}> is {text!r}, not a number", f"Fix <{tag}>", where) from None
 
 
-def _flag(element, tag: str, path: Path, where: str) -> int:
-    text = _text(element, tag).lower()
+def _flag(fields: dict, tag: str, path: Path, where: str) -> int:
+    text = _text(fields, tag).lower()
     if text in ("", "0", "false", "no"):
         return 0
     if text in ("1", "true", "yes"):
@@ -69,13 +82,14 @@ def _flag(element, tag: str, path: Path, where: str) -> int:
         raise OdprepError(path, f"<{tag}> is {text!r}, expected 0 or 1", f"Fix <{tag}>", where) from None
 
 
-def _image_size(root, path: Path) -> tuple[int | None, int | None]:
-    size = root.find("size")
-    if size is None:
+def _image_size(fields: dict, path: Path) -> tuple[int | None, int | None]:
+    size = fields.get("size")
+    if not isinstance(size, etree._Element):
         return None, None
+    size_fields = _children(size)
     values = []
     for tag in ("width", "height"):
-        value = _number(size, tag, path)
+        value = _number(size_fields, tag, path)
         if value is not None and (value < 0 or value != int(value)):
             raise OdprepError(path, f"<size><{tag}> {value:g} is not a whole number of pixels",
                               f"Fix <{tag}>")
@@ -85,36 +99,38 @@ def _image_size(root, path: Path) -> tuple[int | None, int | None]:
 
 def _objects(root, path: Path, on_invalid: OnInvalid | None) -> tuple[ObjectAnnotation, ...]:
     objects = []
-    for index, element in enumerate(root.iterfind("object"), start=1):
-        label = _text(element, "name")
+    for index, element in enumerate(root.iterchildren("object"), start=1):
+        fields = _children(element)
+        label = _text(fields, "name")
         where = object_where(index, label or "no name")
         try:
             if not label:
                 raise OdprepError(path, "<object> has no <name>", "Add the class name", where)
-            box = element.find("bndbox")
-            if box is None:
+            box = fields.get("bndbox")
+            if not isinstance(box, etree._Element):
                 raise OdprepError(path, "<object> has no <bndbox>", "Add the box or remove the object",
                                   where)
+            box_fields = _children(box)
             coords = {}
             for tag in ("xmin", "ymin", "xmax", "ymax"):
-                value = _number(box, tag, path, where)
+                value = _number(box_fields, tag, path, where)
                 if value is None:
                     raise OdprepError(path, f"<bndbox> has no <{tag}>", f"Add <{tag}>", where)
                 coords[tag] = value
             objects.append(ObjectAnnotation(
                 label=label, **coords,
-                difficult=_flag(element, "difficult", path, where),
-                truncated=_flag(element, "truncated", path, where),
-                view=_text(element, "pose"), ref=where,
+                difficult=_flag(fields, "difficult", path, where),
+                truncated=_flag(fields, "truncated", path, where),
+                view=_text(fields, "pose"), ref=where,
             ))
         except OdprepError as error:
             raise_or_skip(on_invalid, "skipped_object", error)
     return tuple(objects)
 
 
-def _resolve_image(root, path: Path, index: ImageIndex) -> tuple[Path | None, list[str]]:
-    filename = _text(root, "filename")
-    from_path = basename_any_os(_text(root, "path"))
+def _resolve_image(fields: dict, path: Path, index: ImageIndex) -> tuple[Path | None, list[str]]:
+    filename = _text(fields, "filename")
+    from_path = basename_any_os(_text(fields, "path"))
     found = index.exact(filename)
     if found is not None:
         return found, []
@@ -129,13 +145,14 @@ def parse_voc_file(path: Path, index: ImageIndex | None,
                    on_invalid: OnInvalid | None = None) -> ImageRecord:
     """One VOC XML file as a record; the image is looked up in ``index``."""
     root = _parse_xml(path)
-    width, height = _image_size(root, path)
+    fields = _children(root)
+    width, height = _image_size(fields, path)
     objects = _objects(root, path, on_invalid)
     notes: list[str] = []
-    filename = _text(root, "filename") or path.stem
+    filename = _text(fields, "filename") or path.stem
     image_path = Path(filename)
     if index is not None:
-        found, notes = _resolve_image(root, path, index)
+        found, notes = _resolve_image(fields, path, index)
         image_path = found if found is not None else index.root / basename_any_os(filename)
         if found is not None:
             filename = found.relative_to(index.root).as_posix()
@@ -146,17 +163,58 @@ def parse_voc_file(path: Path, index: ImageIndex | None,
 
 
 def read_voc(annotations: Path | str, images_dir: Path | str,
-             on_invalid: OnInvalid | None = None) -> Iterator[ImageRecord]:
+             on_invalid: OnInvalid | None = None, workers: int = 1) -> Iterator[ImageRecord]:
     """Yield one record per XML file, sorted by file name.
 
     ``on_invalid`` receives what --skip-invalid skips; without it, bad input raises.
+    With ``workers`` > 1 the files are parsed in worker processes; records and
+    skips still come in file order.
     """
     index = ImageIndex(images_dir)
-    for path in list_voc_annotations(annotations):
+    paths = list_voc_annotations(annotations)
+    if workers <= 1:
+        for path in paths:
+            try:
+                yield parse_voc_file(path, index, on_invalid)
+            except OdprepError as error:
+                raise_or_skip(on_invalid, "skipped_image", error)
+        return
+    chunks = [paths[i:i + _PARSE_CHUNK] for i in range(0, len(paths), _PARSE_CHUNK)]
+    for parsed in ordered_map(_parse_chunk, chunks, workers, initializer=_init_parser,
+                              initargs=(index, on_invalid is not None)):
+        for record, skips in parsed:
+            for kind, error in skips:
+                raise_or_skip(on_invalid, kind, error)
+            if record is not None:
+                yield record
+
+
+_PARSE_CHUNK = 64
+_parser_state: dict = {}
+
+
+def _init_parser(index: ImageIndex, skipping: bool) -> None:
+    _parser_state.update(index=index, skipping=skipping)
+
+
+def _collect(skips: list, kind: str, error: OdprepError) -> None:
+    skips.append((kind, error))
+
+
+def _parse_chunk(paths: list[Path]) -> list[tuple[ImageRecord | None, list]]:
+    """Worker side: parse files, collecting skips (or raising) as the caller would."""
+    out = []
+    for path in paths:
+        skips: list = []
+        collect = functools.partial(_collect, skips) if _parser_state["skipping"] else None
         try:
-            yield parse_voc_file(path, index, on_invalid)
+            out.append((parse_voc_file(path, _parser_state["index"], collect), skips))
         except OdprepError as error:
-            raise_or_skip(on_invalid, "skipped_image", error)
+            if collect is None:
+                raise
+            skips.append(("skipped_image", error))
+            out.append((None, skips))
+    return out
 
 
 def voc_class_names(annotations: Path | str) -> list[str]:
@@ -164,8 +222,8 @@ def voc_class_names(annotations: Path | str) -> list[str]:
     names: list[str] = []
     for path in list_voc_annotations(annotations):
         root = _parse_xml(path)
-        for index, element in enumerate(root.iterfind("object"), start=1):
-            label = _text(element, "name")
+        for index, element in enumerate(root.iterchildren("object"), start=1):
+            label = _text(_children(element), "name")
             if not label:
                 raise OdprepError(path, "<object> has no <name>", "Add the class name",
                                   object_where(index, "no name"))

@@ -18,6 +18,11 @@ def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def fork_available() -> bool:
+    """Workers forked from this process see its memory (no pickling needed)."""
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
 def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int,
                 in_flight_per_worker: int = 8, initializer: Callable | None = None,
                 initargs: tuple = ()) -> Iterator[R]:
@@ -27,7 +32,7 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int,
             initializer(*initargs)
         yield from map(fn, items)
         return
-    context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
+    context = multiprocessing.get_context("fork" if fork_available() else "spawn")
     executor: Executor = ProcessPoolExecutor(max_workers=workers, mp_context=context,
                                              initializer=initializer, initargs=initargs)
     pending: deque = deque()

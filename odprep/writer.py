@@ -11,7 +11,7 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +19,7 @@ from odprep.example import EncodedImage, EncodeOptions, encode_record
 from odprep.fileio import temp_path_for
 from odprep.labelmap import LabelMap
 from odprep.model import ImageRecord
-from odprep.parallel import default_workers, ordered_map
+from odprep.parallel import default_workers, fork_available, ordered_map
 from odprep.tfrecord import copy_range, write_all
 
 
@@ -174,14 +174,16 @@ class _ChunkResult:
     images: list[EncodedImage]
 
 
-def _init_worker(label_map: LabelMap, options: EncodeOptions) -> None:
-    _worker_state["label_map"] = label_map
-    _worker_state["options"] = options
+def _init_worker(label_map: LabelMap, options: EncodeOptions, shared: Sequence | None = None) -> None:
+    _worker_state.update(label_map=label_map, options=options, shared=shared)
 
 
-def _encode_chunk(task: tuple[Path, list[ImageRecord]]) -> _ChunkResult:
-    """Encode a chunk of records and write them, in order, to a chunk file."""
+def _encode_chunk(task: tuple[Path, list[ImageRecord] | range]) -> _ChunkResult:
+    """Encode a chunk of records (or of positions in the inherited record list) and
+    write them, in order, to a chunk file."""
     path, records = task
+    if isinstance(records, range):
+        records = _worker_state["shared"][records.start:records.stop]
     encoded = [encode_record(r, _worker_state["label_map"], _worker_state["options"]) for r in records]
     sizes = []
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -202,6 +204,13 @@ def _write_parallel(records: Iterable[ImageRecord], first_path: Path, label_map:
     each record's bytes (kernel-side) to shard (number written so far) % N, in input order."""
     prefix = temp_path_for(first_path)
     chunk_paths: list[Path] = []
+    # Forked workers inherit a record list: tasks are then positions, nothing is pickled.
+    shared = records if isinstance(records, Sequence) and fork_available() else None
+
+    def positions():
+        for start in range(0, len(shared), CHUNK_SIZE):
+            chunk_paths.append(prefix.with_name(f"{prefix.name}.{len(chunk_paths)}"))
+            yield chunk_paths[-1], range(start, min(start + CHUNK_SIZE, len(shared)))
 
     def tasks():
         chunk: list[ImageRecord] = []
@@ -216,8 +225,9 @@ def _write_parallel(records: Iterable[ImageRecord], first_path: Path, label_map:
             yield chunk_paths[-1], chunk
 
     try:
-        for result in ordered_map(_encode_chunk, tasks(), workers, in_flight_per_worker=3,
-                                  initializer=_init_worker, initargs=(label_map, options)):
+        for result in ordered_map(_encode_chunk, positions() if shared is not None else tasks(), workers,
+                                  in_flight_per_worker=3, initializer=_init_worker,
+                                  initargs=(label_map, options, shared)):
             source = os.open(result.path, os.O_RDONLY)
             try:
                 offset = 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,7 +25,9 @@ def list_voc_annotations(annotations: Path | str) -> list[Path]:
         return [annotations]
     if not annotations.is_dir():
         raise OdprepError(annotations, "annotations directory not found", "Check the path")
-    files = sorted(p for p in annotations.iterdir() if p.suffix.lower() == ".xml" and p.is_file())
+    names = sorted(entry.name for entry in os.scandir(annotations)
+                   if entry.name.lower().endswith(".xml") and entry.is_file())
+    files = [annotations / name for name in names]
     if not files:
         raise OdprepError(annotations, "no annotations found (no .xml files)",
                           "Point to the folder holding the VOC XML files (often Annotations/)")

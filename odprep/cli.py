@@ -442,7 +442,7 @@ def coco2tfr(instances, images_dir, include_masks, remap_ids, output, label_map,
                         on_invalid=summary.on_invalid if skip_invalid else None)
     options = _encode_options(skip_invalid, clip_boxes, skip_empty, reencode, include_masks,
                               rounding_px=1.0)
-    _run_conversion(dataset.records(), output, label_map, num_shards, workers, options, quiet, summary,
+    _run_conversion(dataset.as_sequence(), output, label_map, num_shards, workers, options, quiet, summary,
                     built_map=dataset.label_map, total=len(dataset),
                     origin="categories renumbered 1..N" if remap_ids else "COCO category ids", **split)
 

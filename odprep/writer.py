@@ -117,7 +117,7 @@ def write_records(records: Iterable[ImageRecord], output: Path | str, label_map:
             fds.append(os.open(temps[-1], os.O_WRONLY | os.O_TRUNC))
         sink = _ShardSink(fds)
         if workers == 1:
-            for record in records:
+            for record in records:  # a lazy Sequence builds each record here
                 encoded = encode_record(record, label_map, options)
                 if not encoded.skipped:
                     sink.write(encoded.parts)

@@ -8,9 +8,10 @@ category-id order), consistently in the records and the label map.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,16 +80,36 @@ class CocoDataset:
     def __len__(self) -> int:
         return len(self.data["images"])
 
-    def records(self) -> Iterator[ImageRecord]:
+    @functools.cached_property
+    def _by_image(self) -> dict[object, list[dict]]:
         by_image: dict[object, list[dict]] = defaultdict(list)
         for annotation in self.data.get("annotations", []):
             by_image[annotation.get("image_id")].append(annotation)
-        names = {c["id"]: c["name"] for c in self.data["categories"]}
-        for image in self.data["images"]:
+        return by_image
+
+    @functools.cached_property
+    def _names(self) -> dict:
+        return {c["id"]: c["name"] for c in self.data["categories"]}
+
+    def record(self, position: int) -> ImageRecord:
+        """The record of the image at this position of the images list."""
+        image = self.data["images"][position]
+        return self._record(image, self._by_image.get(image.get("id"), []), self._names)
+
+    def records(self) -> Iterator[ImageRecord]:
+        for position in range(len(self)):
             try:
-                yield self._record(image, by_image.get(image.get("id"), []), names)
+                yield self.record(position)
             except OdprepError as error:
                 raise_or_skip(self.on_invalid, "skipped_image", error)
+
+    def as_sequence(self) -> Sequence[ImageRecord]:
+        """Records built on demand; forked writer workers build their own slices."""
+        if self.on_invalid is not None:
+            return list(self.records())  # skips must be reported by this process
+        self._by_image, self._names  # noqa: B018 - built once, before workers fork
+        return _LazyRecords(self)
+
 
     def _record(self, image: dict, annotations: list[dict], names: dict) -> ImageRecord:
         file_name = image.get("file_name")
@@ -135,6 +156,19 @@ class CocoDataset:
             area=float(area) if isinstance(area, int | float) else None,
             segmentation=annotation.get("segmentation"), ref=where,
         )
+
+
+class _LazyRecords(Sequence):
+    def __init__(self, dataset: CocoDataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self.dataset.record(i) for i in range(*index.indices(len(self)))]
+        return self.dataset.record(range(len(self))[index])
 
 
 def read_coco(instances: Path | str, images_dir: Path | str, remap_ids: bool = False,

@@ -174,16 +174,21 @@ def voc2tfr(annotations, images_dir, output, label_map, num_shards, workers, ski
     Example:
       odprep voc2tfr data/Annotations --images-dir data/JPEGImages -o out/train.record --num-shards 4
     """
-    from odprep.readers.voc import read_voc
+    from odprep.labelmap import LabelMap
+    from odprep.parallel import default_workers
+    from odprep.readers.voc import VocDataset
     from odprep.writer import Summary
 
     summary = Summary()
-    from odprep.parallel import default_workers
-
-    records = read_voc(annotations, images_dir, on_invalid=summary.on_invalid if skip_invalid else None,
-                       workers=workers or default_workers())
+    workers = workers or default_workers()
+    dataset = VocDataset(annotations, images_dir, on_invalid=summary.on_invalid if skip_invalid else None)
+    built_map = None
+    if label_map is None and not skip_invalid:  # a light names-only pass; records stay lazy
+        built_map = LabelMap.build(dataset.class_names(workers))
     options = _encode_options(skip_invalid, clip_boxes, skip_empty, reencode)
-    _run_conversion(records, output, label_map, num_shards, workers, options, quiet, summary, **split)
+    _run_conversion(dataset.as_sequence(workers), output, label_map, num_shards, workers, options, quiet,
+                    summary, built_map=built_map, total=len(dataset),
+                    origin="ids from 1, sorted by name", **split)
 
 
 @main.command("make-labelmap", context_settings=CONTEXT)

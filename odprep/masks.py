@@ -19,7 +19,7 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 def _rle(segmentation, height: int, width: int) -> dict:
     """One RLE for the whole object (polygon parts merged), as pycocotools builds it."""
     if isinstance(segmentation, list):
-        parts = [list(map(float, part)) for part in segmentation if len(part) >= 6]
+        parts = [part for part in segmentation if len(part) >= 6]
         if not parts:
             raise ValueError("no polygon with at least 3 points")
         rles = mask_util.frPyObjects(parts, height, width)

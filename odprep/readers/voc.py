@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from lxml import etree
@@ -165,6 +165,65 @@ def parse_voc_file(path: Path, index: ImageIndex | None,
     )
 
 
+class VocDataset:
+    """A folder of VOC XML files: records one file at a time, as a stream or a lazy
+    sequence (forked writer workers then parse their own files), and the class names."""
+
+    def __init__(self, annotations: Path | str, images_dir: Path | str,
+                 on_invalid: OnInvalid | None = None) -> None:
+        self.index = ImageIndex(images_dir)
+        self.paths = list_voc_annotations(annotations)
+        self.on_invalid = on_invalid
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def record(self, position: int) -> ImageRecord:
+        return parse_voc_file(self.paths[position], self.index, self.on_invalid)
+
+    def records(self, workers: int = 1) -> Iterator[ImageRecord]:
+        """Records in file order; with ``workers`` > 1 parsed in worker processes."""
+        if workers <= 1:
+            for path in self.paths:
+                try:
+                    yield parse_voc_file(path, self.index, self.on_invalid)
+                except OdprepError as error:
+                    raise_or_skip(self.on_invalid, "skipped_image", error)
+            return
+        chunks = [self.paths[i:i + _PARSE_CHUNK] for i in range(0, len(self.paths), _PARSE_CHUNK)]
+        for parsed in ordered_map(_parse_chunk, chunks, workers, initializer=_init_parser,
+                                  initargs=(self.index, self.on_invalid is not None)):
+            for record, skips in parsed:
+                for kind, error in skips:
+                    raise_or_skip(self.on_invalid, kind, error)
+                if record is not None:
+                    yield record
+
+    def as_sequence(self, workers: int = 1) -> Sequence[ImageRecord]:
+        """Records parsed on demand; materialised when skips must be reported here."""
+        if self.on_invalid is not None:
+            return list(self.records(workers))
+        return _LazyVocRecords(self)
+
+    def class_names(self, workers: int = 1) -> list[str]:
+        """Every object's class name, in file order (a light parse: names only)."""
+        chunks = [self.paths[i:i + _PARSE_CHUNK] for i in range(0, len(self.paths), _PARSE_CHUNK)]
+        return [name for names in ordered_map(_names_in_files, chunks, workers) for name in names]
+
+
+class _LazyVocRecords(Sequence):
+    def __init__(self, dataset: VocDataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self.dataset.record(i) for i in range(*index.indices(len(self)))]
+        return self.dataset.record(range(len(self))[index])
+
+
 def read_voc(annotations: Path | str, images_dir: Path | str,
              on_invalid: OnInvalid | None = None, workers: int = 1) -> Iterator[ImageRecord]:
     """Yield one record per XML file, sorted by file name.
@@ -173,23 +232,7 @@ def read_voc(annotations: Path | str, images_dir: Path | str,
     With ``workers`` > 1 the files are parsed in worker processes; records and
     skips still come in file order.
     """
-    index = ImageIndex(images_dir)
-    paths = list_voc_annotations(annotations)
-    if workers <= 1:
-        for path in paths:
-            try:
-                yield parse_voc_file(path, index, on_invalid)
-            except OdprepError as error:
-                raise_or_skip(on_invalid, "skipped_image", error)
-        return
-    chunks = [paths[i:i + _PARSE_CHUNK] for i in range(0, len(paths), _PARSE_CHUNK)]
-    for parsed in ordered_map(_parse_chunk, chunks, workers, initializer=_init_parser,
-                              initargs=(index, on_invalid is not None)):
-        for record, skips in parsed:
-            for kind, error in skips:
-                raise_or_skip(on_invalid, kind, error)
-            if record is not None:
-                yield record
+    yield from VocDataset(annotations, images_dir, on_invalid).records(workers)
 
 
 _PARSE_CHUNK = 64
@@ -220,15 +263,20 @@ def _parse_chunk(paths: list[Path]) -> list[tuple[ImageRecord | None, list]]:
     return out
 
 
-def voc_class_names(annotations: Path | str) -> list[str]:
-    """Every object's class name in first-seen order (files sorted by name)."""
+def _names_in_files(paths: list[Path]) -> list[str]:
     names: list[str] = []
-    for path in list_voc_annotations(annotations):
+    for path in paths:
         root = _parse_xml(path)
         for index, element in enumerate(root.iterchildren("object"), start=1):
-            label = _text(_children(element), "name")
+            name = element.find("name")
+            label = (name.text or "").strip() if name is not None else ""
             if not label:
                 raise OdprepError(path, "<object> has no <name>", "Add the class name",
                                   object_where(index, "no name"))
             names.append(label)
     return names
+
+
+def voc_class_names(annotations: Path | str) -> list[str]:
+    """Every object's class name in first-seen order (files sorted by name)."""
+    return _names_in_files(list_voc_annotations(annotations))

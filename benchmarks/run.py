@@ -20,6 +20,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -146,6 +147,36 @@ def report(results: dict[int, dict]) -> str:
     return "\n".join(lines)
 
 
+def run_shared(shared: Path) -> str:
+    """odprep on the real datasets in ../shared/datasets: one timed run each."""
+    odprep = shutil.which("odprep") or "odprep"
+    out = Path(tempfile.mkdtemp(prefix="odprep-shared-"))
+    jobs = {
+        "raccoon VOC": ["voc2tfr", shared / "raccoon" / "annotations", "--images-dir",
+                        shared / "raccoon" / "images"],
+        "BCCD VOC (--skip-invalid)": ["voc2tfr", shared / "bccd" / "BCCD" / "Annotations", "--images-dir",
+                                      shared / "bccd" / "BCCD" / "JPEGImages", "--skip-invalid"],
+        "BCCD test.csv": ["csv2tfr", shared / "bccd" / "test.csv", "--images-dir",
+                          shared / "bccd" / "BCCD" / "JPEGImages", "--columns", "class=cell_type",
+                          "--skip-invalid"],
+        "coco_tiny train, masks": ["coco2tfr", shared / "coco_tiny" / "annotations" / "instances_train2017.json",
+                                   "--images-dir", shared / "coco_tiny" / "train2017", "--include-masks"],
+        "coco_tiny val, masks": ["coco2tfr", shared / "coco_tiny" / "annotations" / "instances_val2017.json",
+                                 "--images-dir", shared / "coco_tiny" / "val2017", "--include-masks"],
+    }
+    lines = ["\n### Real datasets (../shared/datasets)", "", "| dataset | wall (s) | summary |", "|---|---:|---|"]
+    for index, (name, args) in enumerate(jobs.items()):
+        started = time.perf_counter()
+        done = subprocess.run([odprep, *map(str, args), "-o", str(out / str(index) / "x.record"), "-q"],
+                              capture_output=True, text=True)
+        wall = time.perf_counter() - started
+        summary = "; ".join(line.strip() for line in done.stdout.splitlines()
+                            if line.startswith(("images written", "objects written", "skipped")))
+        lines.append(f"| {name} | {wall:.2f} | {summary or done.stderr.strip()} |")
+    shutil.rmtree(out, ignore_errors=True)
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[2000])
@@ -153,9 +184,13 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=HERE / "_work")
     parser.add_argument("--no-garden", action="store_true", help="skip Model Garden (not installed)")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--shared", type=Path, nargs="?", const=HERE.parent.parent / "shared" / "datasets",
+                        help="also convert the real datasets there (default ../shared/datasets)")
     args = parser.parse_args()
     results = {size: run_size(args.workdir, size, args.rounds, not args.no_garden) for size in args.sizes}
     print(report(results))
+    if args.shared is not None and args.shared.is_dir():
+        print(run_shared(args.shared))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

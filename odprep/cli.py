@@ -125,29 +125,15 @@ def _run_conversion(records, output, label_map_path, num_shards, workers, option
 def _run_split_conversion(records, output, label_map, num_shards, workers, options, quiet, summary,
                           built_map, origin, split_spec, split_from_lists, seed, oversample, threshold,
                           rounding, write_label_map):
-    from odprep.conversion import convert_splits, split_output
+    from odprep.conversion import split_and_convert
     from odprep.report import format_split_summary
-    from odprep.splits import parse_split_spec, split_records
-    from odprep.splits import split_from_lists as lists_split
     from odprep.writer import tqdm_progress
 
-    if split_spec and split_from_lists:
-        raise OdprepError("--split", "give --split or --split-from-lists, not both", "Pick one")
-    split_output(output, "check")  # -o must contain {split}
-    unlisted = None
-    if split_spec:
-        fractions = parse_split_spec(split_spec)
-        if oversample and "train" not in fractions:
-            raise OdprepError("--oversample", "no split is called train", "Name one split train")
-        splits = split_records(records, fractions, seed)
-    else:
-        splits, unlisted = lists_split(records, split_from_lists)
-    result = convert_splits(
-        splits, output, label_map=label_map, built_map=built_map, built_map_origin=origin,
-        num_shards=num_shards, workers=workers, options=options, progress=tqdm_progress(quiet),
-        oversample_threshold=threshold if oversample else None, seed=seed, rounding=rounding,
-        summary=summary, write_label_map=write_label_map)
-    result.unlisted = unlisted
+    result = split_and_convert(
+        records, output, split_spec=split_spec, split_lists=split_from_lists, seed=seed,
+        oversample_threshold=threshold if oversample else None, rounding=rounding, label_map=label_map,
+        built_map=built_map, built_map_origin=origin, num_shards=num_shards, workers=workers,
+        options=options, progress=tqdm_progress(quiet), summary=summary, write_label_map=write_label_map)
     click.echo(format_split_summary(result))
     return result
 

@@ -156,3 +156,29 @@ def convert_splits(splits: dict[str, list[ImageRecord]], output: Path | str, *,
         used.save(map_path)
         written = True
     return SplitConversion(results, used, map_path, written, origin, before)
+
+
+def split_and_convert(records: Iterable[ImageRecord], output: Path | str, *, split_spec: str | None = None,
+                      split_lists: Path | None = None, seed: int = 0,
+                      oversample_threshold: float | None = None, rounding: str = "stochastic",
+                      **convert_options) -> SplitConversion:
+    """Split records by image (``split_spec`` like "train=0.8,val=0.2", or VOC lists in
+    ``split_lists``), then write every split with ``convert_splits``."""
+    from odprep.splits import parse_split_spec, split_from_lists, split_records
+
+    if bool(split_spec) == bool(split_lists):
+        raise OdprepError("--split", "give --split or --split-from-lists (one of them)", "Pick one")
+    split_output(output, "check")  # -o must contain {split}
+    records = list(records)
+    unlisted = None
+    if split_spec:
+        fractions = parse_split_spec(split_spec)
+        if oversample_threshold is not None and "train" not in fractions:
+            raise OdprepError("--oversample", "no split is called train", "Name one split train")
+        splits = split_records(records, fractions, seed)
+    else:
+        splits, unlisted = split_from_lists(records, split_lists)
+    result = convert_splits(splits, output, oversample_threshold=oversample_threshold, seed=seed,
+                            rounding=rounding, **convert_options)
+    result.unlisted = unlisted
+    return result

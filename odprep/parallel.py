@@ -6,6 +6,7 @@ from __future__ import annotations
 import ctypes
 import multiprocessing
 import os
+import signal
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
@@ -32,6 +33,13 @@ def keep_freed_memory(limit: int = 64 << 20) -> None:
         pass
 
 
+def _start_worker(initializer: Callable | None, initargs: tuple) -> None:
+    """Ctrl-C is the parent's to handle: it stops the pool and removes partial output."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if initializer is not None:
+        initializer(*initargs)
+
+
 def fork_available() -> bool:
     """Workers forked from this process see its memory (no pickling needed)."""
     return "fork" in multiprocessing.get_all_start_methods()
@@ -48,7 +56,8 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int,
         return
     context = multiprocessing.get_context("fork" if fork_available() else "spawn")
     executor: Executor = ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                                             initializer=initializer, initargs=initargs)
+                                             initializer=_start_worker,
+                                             initargs=(initializer, initargs))
     pending: deque = deque()
     limit = workers * in_flight_per_worker
     try:

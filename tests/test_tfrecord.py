@@ -90,3 +90,21 @@ def test_make_labelmap_does_not_import_tensorflow(tmp_path):
             "try:\n    main()\nexcept SystemExit:\n    pass")
     assert "tensorflow" not in _modules_after(code)
     assert (tmp_path / "m.pbtxt").exists()
+
+
+def test_check_and_validate_do_not_import_tensorflow(tmp_path):
+    out = tmp_path / "t.record"
+    config = tmp_path / "p.config"
+    code = (f"from odprep.readers.voc import read_voc\nfrom odprep.conversion import convert\n"
+            f"from odprep.pipeline_config import ConfigPatch, patch_config, template_text\n"
+            f"from odprep.consistency import check\nfrom odprep.validation import validate\n"
+            f"from odprep.inspection import inspect_records\nfrom pathlib import Path\n"
+            f"convert(read_voc({str(SAMPLE / 'voc' / 'Annotations')!r}, {str(SAMPLE / 'images')!r}), "
+            f"{str(out)!r})\n"
+            f"Path({str(config)!r}).write_text(patch_config(template_text('efficientdet_d0_512'), "
+            f"ConfigPatch(train_inputs=({str(out)!r},), eval_inputs=({str(out)!r},), "
+            f"label_map_path={str(tmp_path / 'label_map.pbtxt')!r}, num_classes=3)))\n"
+            f"assert check({str(config)!r}).errors == 0\n"
+            f"assert validate([{str(out)!r}], decode=True).errors == 0\n"
+            f"assert inspect_records([{str(out)!r}]).images == 6")
+    assert "tensorflow" not in _modules_after(code)

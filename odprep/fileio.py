@@ -8,6 +8,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from odprep.errors import OdprepError
+
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -34,6 +36,17 @@ def atomic_write(target: Path | str, mode: str = "w", encoding: str | None = "ut
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def read_text(path: Path | str, what: str) -> str:
+    """A UTF-8 text file, or an OdprepError that names it and says what it should be."""
+    path = Path(path)
+    try:
+        return path.read_text(encoding="utf-8")
+    except (FileNotFoundError, IsADirectoryError):
+        raise OdprepError(path, f"{what} not found", "Check the path") from None
+    except UnicodeDecodeError:
+        raise OdprepError(path, f"{what} is not UTF-8 text", "Save it as UTF-8") from None
 
 
 def write_text_atomic(target: Path | str, text: str) -> None:

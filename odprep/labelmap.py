@@ -13,7 +13,7 @@ from pathlib import Path
 
 from odprep import prototext
 from odprep.errors import OdprepError
-from odprep.fileio import write_text_atomic
+from odprep.fileio import read_text, write_text_atomic
 
 ORDERS = ("sorted", "first-seen")
 _ITEM_FIELDS = {"name", "id", "display_name", "keypoints", "ancestor_ids", "descendant_ids",
@@ -55,14 +55,7 @@ class LabelMap:
     @classmethod
     def load(cls, path: Path | str) -> LabelMap:
         """Read a label_map.pbtxt, rejecting what would break training."""
-        path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise OdprepError(path, "label map not found", "Check the path") from None
-        except UnicodeDecodeError:
-            raise OdprepError(path, "label map is not UTF-8 text", "Save it as UTF-8") from None
-        return cls.parse(text, str(path))
+        return cls.parse(read_text(path, "label map"), str(path))
 
     @classmethod
     def parse(cls, text: str, source: str = "") -> LabelMap:

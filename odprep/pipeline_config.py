@@ -13,6 +13,7 @@ from pathlib import Path
 
 from odprep import prototext
 from odprep.errors import OdprepError
+from odprep.fileio import read_text
 from odprep.prototext import Field, Message, Scalar
 
 MODEL_TYPES = ("ssd", "faster_rcnn", "center_net", "rfcn", "experimental_model")
@@ -284,13 +285,7 @@ class PipelineConfig:
 
 
 def read_pipeline_config(path: Path | str) -> PipelineConfig:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise OdprepError(path, "config not found", "Check the path") from None
-    except UnicodeDecodeError:
-        raise OdprepError(path, "config is not UTF-8 text", "Save it as UTF-8") from None
+    text = read_text(path, "config")
     root = prototext.parse(text, str(path))
     model_type, num_classes = None, None
     if root.messages("model"):

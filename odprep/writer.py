@@ -159,8 +159,10 @@ class _ShardSink:
         write_all(self.fds[self.count % len(self.fds)], parts)
         self.count += 1
 
-    def append_range(self, shard: int, source_fd: int, offset: int, length: int) -> None:
-        copy_range(source_fd, self.fds[shard], offset, length)
+    def append_range(self, source_fd: int, offset: int, length: int) -> None:
+        """The next record, copied (in the kernel) from another file."""
+        copy_range(source_fd, self.fds[self.count % len(self.fds)], offset, length)
+        self.count += 1
 
 
 # --- parallel: workers write chunk files, the parent stitches them in order ------------------
@@ -238,8 +240,7 @@ def _write_parallel(records: Iterable[ImageRecord], first_path: Path, label_map:
             try:
                 offset = 0
                 for length in result.sizes:
-                    sink.append_range(sink.count % len(sink.fds), source, offset, length)
-                    sink.count += 1
+                    sink.append_range(source, offset, length)
                     offset += length
             finally:
                 os.close(source)

@@ -19,7 +19,7 @@ from odprep import keys
 from odprep.errors import OdprepError
 from odprep.labelmap import LabelMap, LabelMapItem
 from odprep.model import ImageRecord, ObjectAnnotation
-from odprep.readers.common import OnInvalid, raise_or_skip
+from odprep.readers.common import LazyRecords, OnInvalid, raise_or_skip
 
 COCO_OBJECT_KEYS = (keys.IS_CROWD, keys.AREA)
 
@@ -108,7 +108,7 @@ class CocoDataset:
         if self.on_invalid is not None:
             return list(self.records())  # skips must be reported by this process
         self._by_image, self._names  # noqa: B018 - built once, before workers fork
-        return _LazyRecords(self)
+        return LazyRecords(len(self), self.record)
 
 
     def _record(self, image: dict, annotations: list[dict], names: dict) -> ImageRecord:
@@ -156,19 +156,6 @@ class CocoDataset:
             area=float(area) if isinstance(area, int | float) else None,
             segmentation=annotation.get("segmentation"), ref=where,
         )
-
-
-class _LazyRecords(Sequence):
-    def __init__(self, dataset: CocoDataset) -> None:
-        self.dataset = dataset
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, index):
-        if isinstance(index, slice):
-            return [self.dataset.record(i) for i in range(*index.indices(len(self)))]
-        return self.dataset.record(range(len(self))[index])
 
 
 def read_coco(instances: Path | str, images_dir: Path | str, remap_ids: bool = False,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from odprep.errors import OdprepError
@@ -64,3 +64,20 @@ class ImageIndex:
             if found := self.by_stem.get(key):
                 return self.root / found
         return None
+
+
+class LazyRecords(Sequence):
+    """Records built on demand by position. Forked writer workers inherit it and build
+    their own slices, so records are neither built by the parent nor pickled."""
+
+    def __init__(self, size: int, build: Callable) -> None:
+        self.size = size
+        self.build = build
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self.build(i) for i in range(*index.indices(self.size))]
+        return self.build(range(self.size)[index])

@@ -13,7 +13,7 @@ from odprep import keys
 from odprep.errors import OdprepError, object_where
 from odprep.model import ImageRecord, ObjectAnnotation
 from odprep.parallel import ordered_map
-from odprep.readers.common import ImageIndex, OnInvalid, basename_any_os, raise_or_skip
+from odprep.readers.common import ImageIndex, LazyRecords, OnInvalid, basename_any_os, raise_or_skip
 
 VOC_OBJECT_KEYS = (keys.DIFFICULT, keys.TRUNCATED, keys.VIEW)
 
@@ -203,25 +203,12 @@ class VocDataset:
         """Records parsed on demand; materialised when skips must be reported here."""
         if self.on_invalid is not None:
             return list(self.records(workers))
-        return _LazyVocRecords(self)
+        return LazyRecords(len(self), self.record)
 
     def class_names(self, workers: int = 1) -> list[str]:
         """Every object's class name, in file order (a light parse: names only)."""
         chunks = [self.paths[i:i + _PARSE_CHUNK] for i in range(0, len(self.paths), _PARSE_CHUNK)]
         return [name for names in ordered_map(_names_in_files, chunks, workers) for name in names]
-
-
-class _LazyVocRecords(Sequence):
-    def __init__(self, dataset: VocDataset) -> None:
-        self.dataset = dataset
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, index):
-        if isinstance(index, slice):
-            return [self.dataset.record(i) for i in range(*index.indices(len(self)))]
-        return self.dataset.record(range(len(self))[index])
 
 
 def read_voc(annotations: Path | str, images_dir: Path | str,

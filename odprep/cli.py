@@ -43,7 +43,7 @@ def main() -> None:
 
     \b
     Example:
-      odprep voc2tfr sample_data/voc/Annotations --images-dir sample_data/voc/JPEGImages -o out/train.record
+      odprep voc2tfr sample_data/voc/Annotations --images-dir sample_data/images -o out/train.record
     """
 
 
@@ -67,9 +67,10 @@ def conversion_options(command):
                      help="Re-encode BMP/GIF/WebP/TIFF images to PNG instead of rejecting them."),
         click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
     ]
+    command = split_options(command)  # listed after the options above
     for option in reversed(options):
         command = option(command)
-    return split_options(command)
+    return command
 
 
 def split_options(command):
@@ -387,7 +388,8 @@ def check_cmd(config, max_examples, as_json):
 @library_errors
 def csv2tfr(csv_path, images_dir, columns, normalized, output, label_map, num_shards, workers,
             skip_invalid, clip_boxes, skip_empty, reencode, quiet, **split):
-    """Convert a CSV of boxes (filename,width,height,class,xmin,ymin,xmax,ymax) to TFRecords.
+    """Convert a CSV of boxes to TFRecords (default columns:
+    filename,width,height,class,xmin,ymin,xmax,ymax).
 
     \b
     Example:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING
 
 from PIL import Image, UnidentifiedImageError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 WRITABLE_FORMATS = ("jpeg", "png")
 
@@ -46,7 +50,7 @@ def reencode_png(data: bytes) -> bytes:
         return out.getvalue()
 
 
-def encode_png(array) -> bytes:
+def encode_png(array: np.ndarray) -> bytes:
     """A single-channel uint8 array as PNG bytes."""
     out = io.BytesIO()
     Image.fromarray(array).save(out, format="PNG")

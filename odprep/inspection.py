@@ -11,6 +11,7 @@ from pathlib import Path
 
 from odprep import keys, proto
 from odprep.errors import OdprepError
+from odprep.labelmap import LabelMap
 from odprep.tfrecord import read_records
 
 # COCO's area bins, in pixels: small < 32², medium < 96², large otherwise.
@@ -63,7 +64,7 @@ def _first(feature, key: str, default=None):
     return default
 
 
-def inspect_records(paths: Iterable[Path | str], label_map=None) -> DatasetStats:
+def inspect_records(paths: Iterable[Path | str], label_map: LabelMap | None = None) -> DatasetStats:
     """Statistics over every record; raises OdprepError for unreadable files."""
     stats = DatasetStats()
     seen: set[bytes] = set()

@@ -16,7 +16,7 @@ from zlib_ng import zlib_ng
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def _rle(segmentation, height: int, width: int) -> dict:
+def _rle(segmentation: list | dict, height: int, width: int) -> dict:
     """One RLE for the whole object (polygon parts merged), as pycocotools builds it."""
     if isinstance(segmentation, list):
         parts = [part for part in segmentation if len(part) >= 6]
@@ -35,7 +35,7 @@ def _rle(segmentation, height: int, width: int) -> dict:
     raise ValueError("segmentation is neither polygons nor RLE")
 
 
-def segmentation_to_array(segmentation, height: int, width: int) -> np.ndarray:
+def segmentation_to_array(segmentation: list | dict, height: int, width: int) -> np.ndarray:
     """A (height, width) uint8 array of 0/1, decoded by pycocotools."""
     return np.ascontiguousarray(mask_util.decode(_rle(segmentation, height, width)), dtype=np.uint8)
 
@@ -58,7 +58,7 @@ def binary_png(rle: dict, height: int, width: int) -> bytes:
     return _PNG_SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", data) + _chunk(b"IEND", b"")
 
 
-def segmentation_to_png(segmentation, height: int, width: int) -> bytes:
+def segmentation_to_png(segmentation: list | dict | None, height: int, width: int) -> bytes:
     """One single-channel PNG holding 0/1, at the image's size."""
     if segmentation is None or segmentation == []:
         raise ValueError("the object has no segmentation")

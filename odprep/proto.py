@@ -8,6 +8,7 @@ with TensorFlow's own registration when both are loaded in one process.
 from __future__ import annotations
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf.message import Message
 
 _F = descriptor_pb2.FieldDescriptorProto
 
@@ -57,13 +58,13 @@ Example = message_factory.GetMessageClass(_POOL.FindMessageTypeByName("tensorflo
 Feature = message_factory.GetMessageClass(_POOL.FindMessageTypeByName("tensorflow.Feature"))
 
 
-def feature_kind(feature) -> str | None:
+def feature_kind(feature: Message) -> str | None:
     """'bytes', 'float', 'int64' or None for an empty Feature."""
     kind = feature.WhichOneof("kind")
     return kind.removesuffix("_list") if kind else None
 
 
-def feature_values(feature) -> list:
+def feature_values(feature: Message) -> list:
     kind = feature.WhichOneof("kind")
     return list(getattr(feature, kind).value) if kind else []
 
@@ -80,7 +81,7 @@ def _varint(value: int) -> bytes:
             return bytes(out)
 
 
-def example_parts(features, key: str, payload) -> list:
+def example_parts(features: Message, key: str, payload: bytes) -> list:
     """A serialized Example, as buffers, holding ``features`` plus ``key`` = [payload].
 
     Everything but the payload is serialized by protobuf. The one large bytes

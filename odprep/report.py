@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from odprep.conversion import Conversion, SplitConversion
 
 _SHOWN = 10  # items listed per kind of event; the rest are counted
@@ -17,7 +19,7 @@ def _listed(title: str, items: list[str]) -> list[str]:
     return lines
 
 
-def imbalance_ratio(counts) -> float | None:
+def imbalance_ratio(counts: Mapping[str, int]) -> float | None:
     values = [v for v in counts.values() if v > 0]
     return max(values) / min(values) if values else None
 

@@ -8,7 +8,9 @@ every value is an exact integer in 0..255; otherwise they are rejected.
 from __future__ import annotations
 
 import json
+from collections.abc import MutableMapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -16,6 +18,10 @@ from PIL import Image
 from odprep import keys
 from odprep.errors import OdprepError
 from odprep.images import encode_png
+from odprep.model import ImageRecord
+
+if TYPE_CHECKING:
+    from odprep.example import EncodeOptions
 
 Colormap = tuple[tuple[tuple[int, int, int], int], ...]
 
@@ -107,7 +113,8 @@ def _map_colours(rgb: np.ndarray, colormap: Colormap, path: Path, source: str) -
     return table[inverse].reshape(packed.shape)
 
 
-def add_class_mask(feature, record, width: int, height: int, options) -> list[str]:
+def add_class_mask(feature: MutableMapping, record: ImageRecord, width: int, height: int,
+                   options: EncodeOptions) -> list[str]:
     """Write image/segmentation/class/{encoded,format} and image/channels into ``feature``."""
     source = record.annotation_path
     indices, notes = mask_indices(record.class_mask_path, options.colormap, source)

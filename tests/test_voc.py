@@ -224,6 +224,14 @@ def test_missing_name_falls_back_to_xml_stem_with_a_warning(voc_case):
     assert "'renamed.jpg' not found as written; using a.jpg" in result.output
 
 
+@pytest.mark.parametrize("written", ["JPEGImages/a.jpg", "C:\\data\\A.JPG", "a", "A.jpeg"])
+def test_messy_filenames_resolve_with_a_warning(voc_case, written):
+    ann, imgs, out_dir = voc_case(filename=written)
+    result = run_cli("voc2tfr", ann, "--images-dir", imgs, "-o", out_dir / "x.record")
+    assert result.exit_code == 0, result.output
+    assert "using a.jpg" in result.output
+
+
 def test_not_an_image_is_rejected(voc_case):
     ann, imgs, out_dir = voc_case()
     (imgs / "a.jpg").write_text("this is not a jpeg")

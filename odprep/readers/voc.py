@@ -137,7 +137,7 @@ def _resolve_image(fields: dict, path: Path, index: ImageIndex) -> tuple[Path | 
     found = index.exact(filename)
     if found is not None:
         return found, []
-    found = index.forgiving(filename, from_path, path.stem)
+    found = index.forgiving(filename, basename_any_os(filename), from_path, path.stem)
     if found is None:
         return None, []
     asked = filename or from_path or path.stem

@@ -30,6 +30,17 @@ def sniff_format(data: bytes) -> str | None:
     return None
 
 
+def looks_truncated(data: bytes, fmt: str) -> bool:
+    """True if a JPEG lacks its end-of-image marker or a PNG its IEND chunk near the end
+    (trailing padding tolerated): such files fail to decode."""
+    tail = data[-4096:]
+    if fmt == "jpeg":
+        return b"\xff\xd9" not in tail
+    if fmt == "png":
+        return b"IEND" not in tail
+    return False
+
+
 def header_size(data: bytes) -> tuple[int, int, str]:
     """(width, height, PIL mode) from the header only; raises ValueError if unreadable."""
     try:

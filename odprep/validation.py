@@ -132,6 +132,11 @@ class _Validator:
         return next(iter(per_object.values()))
 
     def boxes(self, values: dict, where: str) -> None:
+        labelled = len(values.get(keys.CLASS_LABEL, values.get(keys.CLASS_TEXT, [])))
+        if labelled and not any(k in values for k in keys.BBOX_KEYS):
+            self.report.error("bbox-missing", f"{where}: {labelled} object label(s) but no "
+                              "image/object/bbox/* keys", "Write the four box coordinate lists")
+            return
         if not all(k in values for k in keys.BBOX_KEYS):
             if any(k in values for k in keys.BBOX_KEYS):
                 missing = [k for k in keys.BBOX_KEYS if k not in values]
@@ -197,6 +202,9 @@ class _Validator:
             self.report.error("image-not-decodable", f"{where}: image/encoded is not an image",
                               "Store the image file's bytes")
             return None
+        if not self.decode and images.looks_truncated(encoded, sniffed):
+            self.report.error("image-not-decodable", f"{where}: image/encoded is truncated (the {sniffed.upper()}"
+                              " has no end marker) and will not decode", "Replace the image")
         if declared and {"jpg": "jpeg", "tif": "tiff"}.get(declared, declared) != sniffed:
             self.report.error("format-mismatch", f"{where}: image/format is {declared!r} but the bytes "
                               f"are {sniffed.upper()}", f"Write image/format {sniffed!r}")

@@ -83,6 +83,11 @@ DEFECTS = {
     "missing encoded": (dict(image__encoded=None), "missing-image", "no `image/encoded`"),
     "image will not decode": (dict(image__encoded=lambda b, f, i: b(IMAGE[: len(IMAGE) // 2])),
                               "image-not-decodable", "does not decode"),
+    "truncated image without --decode": (dict(image__encoded=lambda b, f, i: b(IMAGE[: len(IMAGE) // 2])),
+                                         "image-not-decodable", "truncated"),
+    "no boxes": (dict(image__object__bbox__xmin=None, image__object__bbox__xmax=None,
+                      image__object__bbox__ymin=None, image__object__bbox__ymax=None),
+                 "bbox-missing", "no image/object/bbox"),
     "two heights": (dict(image__height=lambda b, f, i: i(64, 64)), "wrong-count", "exactly one"),
     "bad sha": (dict(image__key__sha256=lambda b, f, i: b(b"0" * 64)), "sha256-mismatch", "SHA-256"),
     "mask count": (dict(image__object__mask=lambda b, f, i: b(b"x", b"y"),
@@ -95,7 +100,8 @@ DEFECTS = {
 def test_each_defect_is_caught_with_exit_1_and_a_fix(tf, tmp_path, label_map, name):
     overrides, kind, fragment = DEFECTS[name]
     path = write(tf, tmp_path / "bad.record", features(tf), features(tf, **overrides))
-    result = run_cli("validate", path, "--label-map", label_map, "--decode")
+    decode = [] if "without --decode" in name else ["--decode"]
+    result = run_cli("validate", path, "--label-map", label_map, *decode)
     assert result.exit_code == 1, result.output
     assert kind in result.output and fragment in result.output, result.output
     assert "bad.record: record 1 (cat_dog.jpg)" in result.output or kind == "missing-image"

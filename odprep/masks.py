@@ -35,11 +35,6 @@ def _rle(segmentation: list | dict, height: int, width: int) -> dict:
     raise ValueError("segmentation is neither polygons nor RLE")
 
 
-def segmentation_to_array(segmentation: list | dict, height: int, width: int) -> np.ndarray:
-    """A (height, width) uint8 array of 0/1, decoded by pycocotools."""
-    return np.ascontiguousarray(mask_util.decode(_rle(segmentation, height, width)), dtype=np.uint8)
-
-
 def _chunk(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib_ng.crc32(body, zlib_ng.crc32(kind)))
 

@@ -317,7 +317,9 @@ def patch_config_cmd(config, template, output, in_place, **fields):
         raise OdprepError(config or template, "no output chosen", "Pass -o OUT or --in-place")
     if in_place and (config is None or output is not None):
         raise OdprepError(config or template, "--in-place needs CONFIG and no -o", "Pick one")
-    text = config.read_text(encoding="utf-8") if config else template_text(template)
+    from odprep.fileio import read_text
+
+    text = read_text(config, "config") if config else template_text(template)
     patched = _patch(text, str(config or template), **fields)
     _write_config(text, patched, output, config if in_place else None)
 

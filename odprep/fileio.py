@@ -24,12 +24,13 @@ def temp_path_for(target: Path) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_write(target: Path | str, mode: str = "w", encoding: str | None = "utf-8") -> Iterator:
+def atomic_write(target: Path | str, mode: str = "w", encoding: str | None = "utf-8",
+                 newline: str | None = "") -> Iterator:
     """Open a temporary file that replaces ``target`` only if the block succeeds."""
     target = Path(target)
     tmp = temp_path_for(target)
     try:
-        kwargs = {"encoding": encoding} if "b" not in mode else {}
+        kwargs = {"encoding": encoding, "newline": newline} if "b" not in mode else {}
         with open(tmp, mode, **kwargs) as handle:
             yield handle
         os.replace(tmp, target)
@@ -42,7 +43,8 @@ def read_text(path: Path | str, what: str) -> str:
     """A UTF-8 text file, or an OdprepError that names it and says what it should be."""
     path = Path(path)
     try:
-        return path.read_text(encoding="utf-8")
+        with open(path, encoding="utf-8", newline="") as handle:  # keep \r\n as it is
+            return handle.read()
     except (FileNotFoundError, IsADirectoryError):
         raise OdprepError(path, f"{what} not found", "Check the path") from None
     except UnicodeDecodeError:

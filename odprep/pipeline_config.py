@@ -42,6 +42,7 @@ class _Editor:
     def __init__(self, text: str) -> None:
         self.text = text
         self.edits: list[tuple[int, int, str]] = []
+        self.newline = "\r\n" if "\r\n" in text else "\n"  # inserted lines follow the file
 
     def replace(self, start: int, end: int, new: str) -> None:
         self.edits.append((start, end, new))
@@ -81,7 +82,9 @@ class _Editor:
     def line_end(self, offset: int) -> int:
         """End of the line holding offset, past a trailing comment, before the newline."""
         end = self.text.find("\n", offset)
-        return len(self.text) if end < 0 else end
+        if end < 0:
+            return len(self.text)
+        return end - 1 if end > offset and self.text[end - 1] == "\r" else end
 
     def insert(self, block: Message, lines: list[str], after: Field | None = None) -> None:
         """Insert field lines into a block, after ``after`` or after its last field."""
@@ -91,16 +94,16 @@ class _Editor:
             self.replace(at, at, " " + " ".join(lines) + ("" if anchor else " "))
             return
         indent = self.child_indent(block)
-        body = "".join("\n" + indent + line for line in lines)
+        body = "".join(self.newline + indent + line for line in lines)
         if anchor is not None:
             at = self.line_end(anchor.end) if self._rest_is_comment(anchor.end) else anchor.end
             self.replace(at, at, body)
         elif block.open >= 0:
             at = block.open + 1
-            self.replace(at, at, body + ("\n" + self.indent_at(block.close)
+            self.replace(at, at, body + (self.newline + self.indent_at(block.close)
                                          if not self.starts_line(block.close) else ""))
         else:  # empty file
-            self.replace(len(self.text), len(self.text), "\n".join(lines) + "\n")
+            self.replace(len(self.text), len(self.text), self.newline.join(lines) + self.newline)
 
     def _rest_is_comment(self, offset: int) -> bool:
         rest = self.text[offset:self.line_end(offset)].strip()
@@ -112,7 +115,7 @@ class _Editor:
         if self.starts_line(start) and self._rest_is_comment(end):
             start = self.line_start(start)
             end = self.line_end(end)
-            end = end + 1 if end < len(self.text) else end
+            end = end + len(self.newline) if end < len(self.text) else end
             if start > 0 and end == len(self.text):
                 start -= 1
         else:  # inline: take the spaces before it too, so no double space is left
@@ -237,9 +240,10 @@ def _set_in_block(editor: _Editor, root: Message, name: str, fields: dict[str, o
         for field_name, value in fields.items():
             _set_scalar(editor, blocks[0], field_name, value)
         return
-    body = "".join(f"\n  {k}: {_format(v)}" for k, v in fields.items())
-    lead = "" if editor.text.endswith("\n") or not editor.text else "\n"
-    editor.replace(len(editor.text), len(editor.text), f"{lead}{name} {{{body}\n}}\n")
+    nl = editor.newline
+    body = "".join(f"{nl}  {k}: {_format(v)}" for k, v in fields.items())
+    lead = "" if editor.text.endswith("\n") or not editor.text else nl
+    editor.replace(len(editor.text), len(editor.text), f"{lead}{name} {{{body}{nl}}}{nl}")
 
 
 # --- templates -------------------------------------------------------------------------------

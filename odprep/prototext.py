@@ -13,7 +13,7 @@ from odprep.errors import OdprepError
 
 _TOKEN = re.compile(
     r"""
-    (?P<ws>[ \t\r\n\f\v]+)
+    (?P<ws>[ \t\r\n\f\v\ufeff]+)
   | (?P<comment>\#[^\n]*)
   | (?P<string>"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')
   | (?P<number>[-+]?(?:0[xX][0-9a-fA-F]+|(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)[fF]?)

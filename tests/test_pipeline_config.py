@@ -186,3 +186,24 @@ def test_templates_lists_at_least_the_four_models():
     for name in ("ssd_mobilenet_v2_fpnlite_320", "efficientdet_d0_512", "faster_rcnn_resnet50_v1_640",
                  "centernet_resnet50_v1_fpn_512"):
         assert name in result.output
+
+
+def test_windows_line_endings_and_bom_survive_byte_for_byte(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    source = (SAMPLE / "configs" / "pipeline.config").read_text()
+    config = tmp_path / "crlf.config"
+    config.write_bytes(b"\xef\xbb\xbf" + source.replace("\n", "\r\n").encode())
+    out = tmp_path / "patched.config"
+    result = run_cli("patch-config", config, "--train-input", "data/train.record-?????-of-00004",
+                     "--eval-input", "data/val.record", "--label-map", "data/label_map.pbtxt",
+                     "--num-classes", "3", "--batch-size", "4", "-o", out)
+    assert result.exit_code == 0, result.output
+    golden = (GOLDEN / "pipeline.patched.config").read_text().replace("  batch_size: 128", "  batch_size: 4")
+    assert out.read_bytes() == b"\xef\xbb\xbf" + golden.replace("\n", "\r\n").encode()
+
+
+def test_inserted_lines_follow_crlf():
+    text = "train_input_reader {\r\n  shuffle: true\r\n}\r\n"
+    after = patch_config(text, ConfigPatch(train_inputs=("a", "b"), label_map_path="m"))
+    assert "\n" not in after.replace("\r\n", "")
+    assert after.count("\r\n") == 5

@@ -159,8 +159,12 @@ def check(config_path: Path | str, max_examples: int = 5) -> Report:
         for pattern in reader.input_paths:
             matched = _expand(pattern)
             if not matched:
+                beside = Path(config.path).parent / pattern
+                hint = (f"; it does match relative to the config's folder, but the OD API resolves "
+                        f"paths from the working directory: run from {beside.parent} or use "
+                        "absolute paths") if _expand(str(beside)) and not Path(pattern).is_absolute() else ""
                 report.error("input-path-unmatched", f"{config.path}: {reader.role}.input_path "
-                             f"{pattern!r} matches no file (relative to {Path.cwd()})",
+                             f"{pattern!r} matches no file (relative to {Path.cwd()}){hint}",
                              "Fix the path, or patch-config --train-input/--eval-input")
             files += matched
         label_map = maps.get(reader.label_map_path or "")

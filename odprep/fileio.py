@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from odprep.errors import OdprepError
@@ -37,6 +38,18 @@ def atomic_write(target: Path | str, mode: str = "w", encoding: str | None = "ut
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def expand_paths(patterns: Iterable[Path | str]) -> list[Path]:
+    """Paths as given; a pattern that is not a file but has glob characters (quoted, so the
+    shell left it alone) is expanded, sorted. One that matches nothing is kept, to be
+    reported by the caller."""
+    paths: list[Path] = []
+    for pattern in map(str, patterns):
+        matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) and not os.path.exists(pattern) \
+            else []
+        paths += [Path(m) for m in matches] or [Path(pattern)]
+    return paths
 
 
 def read_text(path: Path | str, what: str) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from odprep import keys, proto
 from odprep.errors import OdprepError
+from odprep.fileio import expand_paths
 from odprep.labelmap import LabelMap
 from odprep.tfrecord import read_records
 
@@ -68,7 +69,7 @@ def inspect_records(paths: Iterable[Path | str], label_map: LabelMap | None = No
     """Statistics over every record; raises OdprepError for unreadable files."""
     stats = DatasetStats()
     seen: set[bytes] = set()
-    for path in map(Path, paths):
+    for path in expand_paths(paths):
         if not path.is_file():
             raise OdprepError(path, "file not found", "Check the path")
         for raw in read_records(path):

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from odprep import images, keys, proto
 from odprep.errors import OdprepError
+from odprep.fileio import expand_paths
 from odprep.findings import Report
 from odprep.labelmap import LabelMap
 from odprep.tfrecord import TFRecordError, read_records
@@ -275,7 +276,7 @@ def validate(paths: Iterable[Path | str], label_map: LabelMap | None = None, dec
     """Validate every record of every file. Raises OdprepError if a file cannot be opened."""
     report = Report(max_examples)
     validator = _Validator(report, label_map, decode)
-    files = [Path(p) for p in paths]
+    files = expand_paths(paths)
     for path in files:
         if not path.is_file():
             raise OdprepError(path, "file not found", "Check the path")

@@ -91,3 +91,18 @@ def test_json_output(trio):
     result = run_cli("check", "pipeline.config", "--json")
     payload = json.loads(result.output)
     assert payload["errors"] == 0 and payload["findings"][0]["kind"] == "train-eval-overlap"
+
+
+def test_paths_relative_to_the_config_folder_get_a_hint(trio, monkeypatch):
+    monkeypatch.chdir(trio.parent)
+    result = run_cli("check", trio / "pipeline.config")
+    assert result.exit_code == 1
+    assert "does match relative to the config's folder" in result.output
+
+
+def test_patch_config_from_a_template(trio):
+    result = run_cli("patch-config", "--template", "faster_rcnn_resnet50_v1_640", "--train-input",
+                     "data/train.record", "--eval-input", "data/val.record", "--label-map",
+                     "data/label_map.pbtxt", "-o", "frcnn.config")
+    assert result.exit_code == 0, result.output
+    assert run_cli("check", "frcnn.config").exit_code == 0

@@ -191,3 +191,12 @@ def test_stratified_pick_shows_rare_classes_first():
 def test_inspect_counts_duplicates(tf, tmp_path):
     path = write(tf, tmp_path / "d.record", features(tf), features(tf))
     assert "duplicate images (same sha256): 1" in run_cli("inspect", path).output
+
+
+def test_quoted_globs_are_expanded(tf, tmp_path):
+    write(tf, tmp_path / "a.record-00000-of-00002", features(tf))
+    write(tf, tmp_path / "a.record-00001-of-00002", features(tf))
+    result = run_cli("validate", str(tmp_path / "a.record-*"))
+    assert result.exit_code == 0 and "2 file(s), 2 record(s)" in result.output
+    assert "images: 2" in run_cli("inspect", str(tmp_path / "a.record-*")).output
+    assert run_cli("validate", str(tmp_path / "nothing-*")).exit_code == 2

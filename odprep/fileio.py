@@ -19,7 +19,8 @@ def temp_path_for(target: Path) -> Path:
     """A fresh hidden temporary path in the target's directory (same filesystem)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".odprep-tmp", dir=target.parent)
-    os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp's 0600 would survive the rename
+    if hasattr(os, "fchmod"):
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp's 0600 would survive the rename
     os.close(fd)
     return Path(name)
 

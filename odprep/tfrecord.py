@@ -49,6 +49,12 @@ def frame_parts(parts: list) -> list:
 def write_all(fd: int, buffers: list) -> int:
     """os.writev every buffer to fd, resuming after partial writes; returns bytes written."""
     total = sum(len(b) for b in buffers)
+    if not hasattr(os, "writev"):  # Windows: one write per buffer
+        for buffer in buffers:
+            view = memoryview(buffer).cast("B")
+            while view:
+                view = view[os.write(fd, view):]
+        return total
     views = [memoryview(b).cast("B") for b in buffers]
     remaining = total
     while remaining:

@@ -108,3 +108,21 @@ def test_check_and_validate_do_not_import_tensorflow(tmp_path):
             f"assert validate([{str(out)!r}], decode=True).errors == 0\n"
             f"assert inspect_records([{str(out)!r}]).images == 6")
     assert "tensorflow" not in _modules_after(code)
+
+
+@pytest.mark.parametrize("has_writev", [True, False])
+def test_write_all_writes_every_buffer(tmp_path, monkeypatch, has_writev):
+    import os
+
+    from odprep.tfrecord import write_all
+
+    if not has_writev:
+        monkeypatch.delattr(os, "writev")
+    path = tmp_path / "w.bin"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    try:
+        parts = [b"ab", memoryview(b"cdef"), bytearray(b"g"), b"x" * 100_000]
+        assert write_all(fd, parts) == 100_007
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == b"abcdefg" + b"x" * 100_000

@@ -435,6 +435,10 @@ def coco2tfr(instances, images_dir, include_masks, remap_ids, output, label_map,
     summary = Summary()
     dataset = read_coco(instances, images_dir, remap_ids=remap_ids,
                         on_invalid=summary.on_invalid if skip_invalid else None)
+    orphans = dataset.orphan_annotations()
+    if orphans:
+        summary.warnings.append(f"{instances}: {len(orphans)} annotation(s) reference image ids that are "
+                                f"not in images and are left out (annotation ids {orphans[:5]})")
     options = _encode_options(skip_invalid, clip_boxes, skip_empty, reencode, include_masks,
                               rounding_px=1.0)
     _run_conversion(dataset.as_sequence(), output, label_map, num_shards, workers, options, quiet, summary,

@@ -65,6 +65,15 @@ def _first(feature, key: str, default=None):
     return default
 
 
+def parse_example(data: bytes, path: Path, index: int):
+    """The Example in a record, or an OdprepError that points to `odprep validate`."""
+    try:
+        return proto.Example.FromString(data)
+    except Exception:  # noqa: BLE001 - protobuf's DecodeError differs by backend
+        raise OdprepError(path, f"record {index} does not parse as a tf.train.Example",
+                          "Run odprep validate on the file") from None
+
+
 def inspect_records(paths: Iterable[Path | str], label_map: LabelMap | None = None) -> DatasetStats:
     """Statistics over every record; raises OdprepError for unreadable files."""
     stats = DatasetStats()
@@ -73,7 +82,7 @@ def inspect_records(paths: Iterable[Path | str], label_map: LabelMap | None = No
         if not path.is_file():
             raise OdprepError(path, "file not found", "Check the path")
         for raw in read_records(path):
-            feature = proto.Example.FromString(raw.data).features.feature
+            feature = parse_example(raw.data, path, raw.index).features.feature
             width, height = _first(feature, keys.IMAGE_WIDTH, 0), _first(feature, keys.IMAGE_HEIGHT, 0)
             texts = [t.decode("utf-8", "replace") for t in proto.feature_values(feature[keys.CLASS_TEXT])] \
                 if keys.CLASS_TEXT in feature else []

@@ -13,6 +13,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 from odprep import keys, proto
+from odprep.errors import OdprepError
 from odprep.inspection import DatasetStats
 from odprep.tfrecord import read_records
 
@@ -96,7 +97,11 @@ def write_preview(stats: DatasetStats, folder: Path | str, count: int = 16) -> l
     for path, indices in wanted.items():
         for raw in read_records(path):
             if raw.index in indices:
-                image, names = draw_example(raw.data)
+                try:
+                    image, names = draw_example(raw.data)
+                except (OSError, ValueError, SyntaxError) as exc:
+                    raise OdprepError(path, f"record {raw.index}: the image cannot be drawn ({exc})",
+                                      "Run odprep validate --decode on the file") from None
                 order = indices[raw.index]
                 target = folder / f"{order:03d}.png"
                 image.save(target)

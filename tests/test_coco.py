@@ -198,3 +198,16 @@ def test_file_names_with_subfolders(tf, tmp_path):
     out, _ = convert(tmp_path, instances=path, images=images)
     row = parse_with_od_api_spec(tf, [out])[0]
     assert row["image/filename"] == b"a/b/cat_dog.jpg"
+
+
+def test_annotations_of_unknown_images_are_reported(tmp_path):
+    path = write_coco(tmp_path, lambda d: d["annotations"][0].__setitem__("image_id", 424242))
+    result = run_cli("coco2tfr", path, "--images-dir", SAMPLE / "images", "-o", tmp_path / "out" / "x.record")
+    assert result.exit_code == 0, result.output
+    assert "1 annotation(s) reference image ids that are not in images" in result.output
+
+
+def test_image_without_id_is_bad_input(tmp_path):
+    path = write_coco(tmp_path, lambda d: d["images"][0].pop("id"))
+    result = run_cli("coco2tfr", path, "--images-dir", SAMPLE / "images", "-o", tmp_path / "out" / "x.record")
+    assert_bad_input(result, "instances.json", "has no id")

@@ -200,3 +200,12 @@ def test_quoted_globs_are_expanded(tf, tmp_path):
     assert result.exit_code == 0 and "2 file(s), 2 record(s)" in result.output
     assert "images: 2" in run_cli("inspect", str(tmp_path / "a.record-*")).output
     assert run_cli("validate", str(tmp_path / "nothing-*")).exit_code == 2
+
+
+def test_inspect_names_a_record_that_is_not_an_example(tf, tmp_path):
+    path = tmp_path / "junk.record"
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        writer.write(b"\xff\xff\xff not a proto")
+    result = run_cli("inspect", path)
+    assert result.exit_code == 2 and "record 0 does not parse" in result.output
+    assert "Traceback" not in result.output

@@ -111,7 +111,15 @@ class CocoDataset:
         return LazyRecords(len(self), self.record)
 
 
+    def orphan_annotations(self) -> list[object]:
+        """Annotation ids whose image_id is not in images: they cannot be written."""
+        known = {image.get("id") for image in self.data["images"]}
+        return [a.get("id") for image_id, annotations in self._by_image.items() if image_id not in known
+                for a in annotations]
+
     def _record(self, image: dict, annotations: list[dict], names: dict) -> ImageRecord:
+        if "id" not in image:
+            raise OdprepError(self.path, f"an image entry has no id ({image!r:.80})", "Fix the images list")
         file_name = image.get("file_name")
         if not isinstance(file_name, str) or not file_name:
             raise OdprepError(self.path, f"image id {image.get('id')} has no file_name",

@@ -74,9 +74,8 @@ def _scan_records(files: list[Path], label_map: LabelMap | None, map_path: str,
         try:
             for raw in read_records(path):
                 facts.records += 1
-                try:
-                    example = proto.Example.FromString(raw.data)
-                except Exception:  # noqa: BLE001 - protobuf's DecodeError varies by backend
+                example = proto.parse_example(raw.data)
+                if example is None:
                     report.error("record-not-an-example", f"{path}: record {raw.index} does not parse "
                                  "as a tf.train.Example", "Re-create the file with odprep")
                     continue
@@ -186,8 +185,8 @@ def records_have_masks(patterns: tuple[str, ...] | list[str]) -> bool:
         for path in _expand(pattern):
             try:
                 for raw in read_records(path):
-                    feature = proto.Example.FromString(raw.data).features.feature
-                    if keys.MASK in feature:
+                    example = proto.parse_example(raw.data)
+                    if example is not None and keys.MASK in example.features.feature:
                         return True
                     break
             except (OdprepError, OSError):

@@ -67,11 +67,11 @@ def _first(feature, key: str, default=None):
 
 def parse_example(data: bytes, path: Path, index: int):
     """The Example in a record, or an OdprepError that points to `odprep validate`."""
-    try:
-        return proto.Example.FromString(data)
-    except Exception:  # noqa: BLE001 - protobuf's DecodeError differs by backend
+    example = proto.parse_example(data)
+    if example is None:
         raise OdprepError(path, f"record {index} does not parse as a tf.train.Example",
-                          "Run odprep validate on the file") from None
+                          "Run odprep validate on the file")
+    return example
 
 
 def inspect_records(paths: Iterable[Path | str], label_map: LabelMap | None = None) -> DatasetStats:

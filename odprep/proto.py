@@ -58,6 +58,14 @@ Example = message_factory.GetMessageClass(_POOL.FindMessageTypeByName("tensorflo
 Feature = message_factory.GetMessageClass(_POOL.FindMessageTypeByName("tensorflow.Feature"))
 
 
+def parse_example(data: bytes):
+    """The Example in a record's bytes, or None if they are not one."""
+    try:
+        return Example.FromString(data)
+    except Exception:  # noqa: BLE001 - protobuf's DecodeError differs by backend
+        return None
+
+
 def feature_kind(feature: Message) -> str | None:
     """'bytes', 'float', 'int64' or None for an empty Feature."""
     kind = feature.WhichOneof("kind")

@@ -66,9 +66,8 @@ class _Validator:
     # --- per record ---------------------------------------------------------------------------
     def example(self, path: Path, index: int, data: bytes) -> None:
         self.records += 1
-        try:
-            example = proto.Example.FromString(data)
-        except Exception:  # noqa: BLE001 - protobuf's DecodeError differs by backend
+        example = proto.parse_example(data)
+        if example is None:
             self.report.error("not-an-example", f"{path}: record {index} does not parse as a "
                               "tf.train.Example", "Write tf.train.Example protos (odprep converters do)")
             return

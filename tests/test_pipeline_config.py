@@ -207,3 +207,13 @@ def test_inserted_lines_follow_crlf():
     after = patch_config(text, ConfigPatch(train_inputs=("a", "b"), label_map_path="m"))
     assert "\n" not in after.replace("\r\n", "")
     assert after.count("\r\n") == 5
+
+
+def test_mask_detection_tolerates_records_that_are_not_examples(tf, tmp_path):
+    from .test_validate import write_junk
+
+    junk = write_junk(tf, tmp_path / "junk.record")
+    result = run_cli("patch-config", SAMPLE / "configs" / "pipeline.config", "--train-input", junk,
+                     "-o", tmp_path / "p.config")
+    assert result.exit_code == 0, result.output
+    assert "load_instance_masks" not in (tmp_path / "p.config").read_text()

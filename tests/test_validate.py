@@ -44,6 +44,13 @@ def write(tf, path, *examples):
     return path
 
 
+def write_junk(tf, path):
+    """A TFRecord file whose one record is not a tf.train.Example."""
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        writer.write(b"\xff\xff\xff not a proto")
+    return path
+
+
 @pytest.fixture
 def label_map(tmp_path):
     path = tmp_path / "lm.pbtxt"
@@ -132,9 +139,7 @@ def test_zero_area_is_a_warning_failing_only_with_strict(tf, tmp_path):
 
 
 def test_not_an_example_and_missing_file(tf, tmp_path):
-    path = tmp_path / "junk.record"
-    with tf.io.TFRecordWriter(str(path)) as writer:
-        writer.write(b"\xff\xff\xff not a proto")
+    path = write_junk(tf, tmp_path / "junk.record")
     result = run_cli("validate", path)
     assert result.exit_code == 1 and "not-an-example" in result.output
     assert run_cli("validate", tmp_path / "missing.record").exit_code == 2
@@ -203,9 +208,7 @@ def test_quoted_globs_are_expanded(tf, tmp_path):
 
 
 def test_inspect_names_a_record_that_is_not_an_example(tf, tmp_path):
-    path = tmp_path / "junk.record"
-    with tf.io.TFRecordWriter(str(path)) as writer:
-        writer.write(b"\xff\xff\xff not a proto")
+    path = write_junk(tf, tmp_path / "junk.record")
     result = run_cli("inspect", path)
     assert result.exit_code == 2 and "record 0 does not parse" in result.output
     assert "Traceback" not in result.output

@@ -245,6 +245,8 @@ def _config_options(command):
         click.option("--checkpoint", default=None, help="train_config.fine_tune_checkpoint"),
         click.option("--checkpoint-type", default=None,
                      help="fine_tune_checkpoint_type (kept if present, else 'detection')."),
+        click.option("--no-checkpoint", is_flag=True,
+                     help="Remove fine_tune_checkpoint: train from scratch."),
         click.option("--eval-examples", type=click.IntRange(1), default=None,
                      help="eval_config.num_examples"),
     ]
@@ -254,26 +256,32 @@ def _config_options(command):
 
 
 def _patch(text, source, train_inputs, eval_inputs, eval_index, label_map, num_classes, masks,
-           batch_size, num_steps, checkpoint, checkpoint_type, eval_examples):
+           batch_size, num_steps, checkpoint, checkpoint_type, no_checkpoint, eval_examples):
+    from odprep import prototext
     from odprep.consistency import records_have_masks
     from odprep.labelmap import LabelMap
-    from odprep.pipeline_config import ConfigPatch, patch_config
+    from odprep.pipeline_config import ConfigPatch, mask_head, patch_config
 
     if label_map is not None and num_classes is None:
         loaded = LabelMap.load(label_map)
         gaps = loaded.id_gaps()
         if gaps:
-            raise OdprepError(label_map, f"ids are not 1..N ({', '.join(map(str, gaps[:10]))} missing)",
-                              f"num_classes must cover the highest id: pass --num-classes "
-                              f"{loaded.max_id}, or renumber the map")
+            click.echo(f"warning: {label_map}: ids are not 1..N ({', '.join(map(str, gaps))} missing); "
+                       f"num_classes is set to the highest id, {loaded.max_id}, which the OD API "
+                       "accepts (the missing ids are never predicted)", err=True)
         num_classes = loaded.max_id
     if masks is None and train_inputs and records_have_masks(train_inputs):
-        masks = True
+        if mask_head(prototext.parse(text, source)) is not None:
+            masks = True
+        else:
+            click.echo(f"note: the train records carry instance masks, but {source} has no mask head; "
+                       "masks stay off (start from mask_rcnn_resnet50_v1_640 to train them)", err=True)
     patch = ConfigPatch(
         train_inputs=tuple(train_inputs) or None, eval_inputs=tuple(eval_inputs) or None,
         eval_reader=eval_index, label_map_path=str(label_map) if label_map else None,
         num_classes=num_classes, masks=masks, batch_size=batch_size, num_steps=num_steps,
-        checkpoint=checkpoint, checkpoint_type=checkpoint_type, eval_examples=eval_examples)
+        checkpoint=checkpoint, checkpoint_type=checkpoint_type, no_checkpoint=no_checkpoint,
+        eval_examples=eval_examples)
     return patch_config(text, patch, source)
 
 
@@ -291,6 +299,22 @@ def _write_config(original: str, patched: str, output: Path | None, in_place: Pa
                   if line[:1] in "+-" and not line.startswith(("+++", "---")))
     backup = f" (backup: {in_place}.bak)" if in_place is not None else ""
     click.echo(f"config written: {output}{backup}; {changed} line(s) changed")
+    _report_unset(patched, str(output))
+
+
+def _report_unset(text: str, source: str) -> None:
+    """Name every path still left as PATH_TO_BE_CONFIGURED (or empty), and how to set it."""
+    from odprep import prototext
+    from odprep.pipeline_config import unset_paths
+
+    unset = unset_paths(prototext.parse(text, source), text)
+    if unset:
+        click.echo(f"still to set in {source} (training fails until they are):", err=True)
+        for line, name in unset:
+            how = {"fine_tune_checkpoint": "--checkpoint PREFIX or --no-checkpoint",
+                   "label_map_path": "--label-map"}.get(name.rsplit(".", 1)[-1],
+                                                         "--train-input / --eval-input")
+            click.echo(f"  line {line}: {name} ({how})", err=True)
 
 
 @main.command("patch-config", context_settings=CONTEXT)
@@ -306,7 +330,7 @@ def patch_config_cmd(config, template, output, in_place, **fields):
 
     \b
     Example:
-      odprep patch-config pipeline.config --train-input data/train.record-* \\
+      odprep patch-config pipeline.config --train-input 'data/train.record-*' \\
           --eval-input data/val.record --label-map data/label_map.pbtxt -o pipeline.patched.config
     """
     from odprep.pipeline_config import template_text

@@ -6,6 +6,7 @@ Reads the records with odprep's own TFRecord and proto code, never TensorFlow.
 from __future__ import annotations
 
 import glob
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,8 +14,17 @@ from odprep import keys, proto
 from odprep.errors import OdprepError
 from odprep.findings import Report
 from odprep.labelmap import LabelMap
-from odprep.pipeline_config import InputReader, read_pipeline_config
+from odprep.pipeline_config import (
+    CHECKPOINT_TYPES,
+    PLACEHOLDER,
+    InputReader,
+    PipelineConfig,
+    Resizer,
+    read_pipeline_config,
+)
 from odprep.tfrecord import read_records
+
+SMALL_AFTER_RESIZE_PX = 4  # objects whose shorter side ends up below this are hard to learn
 
 
 @dataclass
@@ -22,6 +32,8 @@ class _RecordFacts:
     records: int = 0
     with_masks: int = 0
     sha256s: set[str] = field(default_factory=set)
+    objects: Counter = field(default_factory=Counter)  # per class
+    small: Counter = field(default_factory=Counter)  # per class, after the config's resizer
 
 
 def _expand(pattern: str) -> list[Path]:
@@ -52,25 +64,33 @@ def _load_label_maps(config, report: Report) -> dict[str, LabelMap]:
 def _check_num_classes(config, label_map: LabelMap, path: str, report: Report) -> None:
     gaps = label_map.id_gaps()
     if gaps:
-        report.error("label-map-ids-not-contiguous",
-                     f"{path}: ids are not 1..N: {', '.join(map(str, gaps[:10]))} missing "
-                     f"(highest id {label_map.max_id}, {len(label_map)} classes)",
-                     f"num_classes must cover the highest id ({label_map.max_id}); renumber the map "
-                     f"or set num_classes: {label_map.max_id}")
+        more = f" and {label_map.missing_ids - len(gaps)} more" if label_map.missing_ids > len(gaps) else ""
+        report.warning("label-map-id-gaps",
+                       f"{path}: ids are not 1..N: {', '.join(map(str, gaps))}{more} missing "
+                       f"(highest id {label_map.max_id}, {len(label_map)} classes); the missing ids "
+                       "are never predicted", "Renumber the map 1..N if the gaps are not intended")
     if config.num_classes is None:
         report.error("num-classes-missing", f"{config.path}: model.{config.model_type} has no num_classes",
                      f"Set num_classes: {label_map.max_id}")
-    elif config.num_classes != label_map.max_id:
+    elif config.num_classes < label_map.max_id:
         report.error("num-classes-mismatch",
                      f"{config.path}: model.{config.model_type}.num_classes is {config.num_classes}, "
-                     f"but {path} has {len(label_map)} classes (highest id {label_map.max_id})",
+                     f"but {path} has ids up to {label_map.max_id} ({len(label_map)} classes); the OD "
+                     "API drops the classes above num_classes",
                      f"Set num_classes: {label_map.max_id} (odprep patch-config --label-map {path})")
+    elif config.num_classes > label_map.max_id:
+        report.warning("num-classes-above-map",
+                       f"{config.path}: model.{config.model_type}.num_classes is {config.num_classes}, "
+                       f"but the highest id in {path} is {label_map.max_id}; the extra outputs are "
+                       "trained as background only",
+                       f"Set num_classes: {label_map.max_id} (odprep patch-config --label-map {path})")
 
 
 def _scan_records(files: list[Path], label_map: LabelMap | None, map_path: str,
-                  report: Report) -> _RecordFacts:
+                  report: Report, resizer: Resizer | None = None) -> _RecordFacts:
     facts = _RecordFacts()
     for path in files:
+        before = facts.records
         try:
             for raw in read_records(path):
                 facts.records += 1
@@ -80,11 +100,36 @@ def _scan_records(files: list[Path], label_map: LabelMap | None, map_path: str,
                                  "as a tf.train.Example", "Re-create the file with odprep")
                     continue
                 _check_example(example, path, raw.index, label_map, map_path, report, facts)
+                _count_small_objects(example, resizer, facts)
+            if facts.records == before:
+                report.error("records-empty", f"{path}: the file holds 0 records; training on it "
+                             "stops at the first batch (or hangs waiting for data)",
+                             "Re-create the file, or remove it from input_path")
         except OdprepError as error:
             report.error("record-corrupt", str(error), "Re-create the file (odprep validate shows more)")
         except OSError as error:
             report.error("record-unreadable", f"{path}: {error.strerror}", "Check the file")
     return facts
+
+
+def _count_small_objects(example, resizer: Resizer | None, facts: _RecordFacts) -> None:
+    feature = example.features.feature
+    texts = [t.decode("utf-8", "replace") for t in feature[keys.CLASS_TEXT].bytes_list.value] \
+        if keys.CLASS_TEXT in feature else []
+    if not texts and keys.CLASS_LABEL in feature:
+        texts = [str(label) for label in feature[keys.CLASS_LABEL].int64_list.value]
+    facts.objects.update(texts)
+    width = proto.feature_values(feature[keys.IMAGE_WIDTH]) if keys.IMAGE_WIDTH in feature else []
+    height = proto.feature_values(feature[keys.IMAGE_HEIGHT]) if keys.IMAGE_HEIGHT in feature else []
+    if resizer is None or not width or not height or width[0] <= 0 or height[0] <= 0 \
+            or not all(k in feature for k in keys.BBOX_KEYS):
+        return
+    scale_x, scale_y = resizer.scale(width[0], height[0])
+    xmin, xmax, ymin, ymax = (proto.feature_values(feature[k]) for k in keys.BBOX_KEYS)
+    for text, x0, x1, y0, y1 in zip(texts, xmin, xmax, ymin, ymax, strict=False):
+        side = min((x1 - x0) * width[0] * scale_x, (y1 - y0) * height[0] * scale_y)
+        if side < SMALL_AFTER_RESIZE_PX:
+            facts.small[text] += 1
 
 
 def _check_example(example, path: Path, index: int, label_map: LabelMap | None, map_path: str,
@@ -140,22 +185,100 @@ def _check_masks(reader: InputReader, facts: _RecordFacts, config_path: str, rep
                      " but the records hold PNG masks", "Set mask_type: PNG_MASKS")
 
 
+def _check_config_fields(config: PipelineConfig, report: Report) -> None:
+    for line, name in config.unset:
+        report.error("path-not-set", f"{config.path}: line {line}: {name} is {PLACEHOLDER} or empty",
+                     "Set it (odprep patch-config --train-input/--eval-input/--label-map/--checkpoint, "
+                     "or --no-checkpoint to train from scratch)")
+    if config.num_classes_text is not None:
+        report.error("num-classes-not-integer", f"{config.path}: num_classes is "
+                     f"{config.num_classes_text!r}; the OD API's config parser refuses a value that is "
+                     "not an integer", "Write num_classes as a whole number")
+    checkpoint = config.checkpoint
+    if checkpoint and PLACEHOLDER not in checkpoint:
+        valid = CHECKPOINT_TYPES.get(config.model_type or "")
+        kind = config.checkpoint_type or "detection"
+        if valid and kind not in valid:
+            report.error("checkpoint-type", f"{config.path}: fine_tune_checkpoint_type {kind!r} is not "
+                         f"one that {config.model_type} can restore ({', '.join(valid)})",
+                         "Use 'detection' for a detection checkpoint, 'classification' for a backbone")
+        if "://" not in checkpoint and not Path(checkpoint + ".index").is_file():
+            hint = ""
+            if Path(checkpoint).is_dir():
+                prefixes = sorted(p.name.removesuffix(".index") for p in Path(checkpoint).glob("*.index"))
+                hint = "; it is a folder: name the checkpoint prefix inside it" + \
+                    (f", e.g. {Path(checkpoint) / prefixes[-1]}" if prefixes else "")
+            report.error("checkpoint-missing", f"{config.path}: fine_tune_checkpoint {checkpoint!r} "
+                         f"points at nothing ({checkpoint}.index not found){hint}",
+                         "Point it at a checkpoint prefix such as .../checkpoint/ckpt-0, or "
+                         "patch-config --no-checkpoint to train from scratch")
+
+
+def _check_mask_settings(config: PipelineConfig, reader: InputReader, report: Report) -> None:
+    role = f"{config.path}: {reader.role}"
+    if reader.load_instance_masks and config.mask_head is None and config.model_type:
+        report.warning("masks-without-head", f"{role}: load_instance_masks is true but model "
+                       f"{config.model_type} has no mask head: masks are loaded and never used",
+                       "patch-config --no-masks, or start from a Mask R-CNN template")
+    if config.mask_head and not reader.load_instance_masks and reader.role.startswith("train"):
+        report.error("mask-head-without-masks", f"{role}: the model predicts masks "
+                     f"({config.mask_head}) but load_instance_masks is false; training fails "
+                     "without groundtruth masks", "Set load_instance_masks: true and mask_type: "
+                     "PNG_MASKS (patch-config --masks)")
+    if (config.mask_head == "mask_rcnn_box_predictor" and reader.load_instance_masks
+            and config.resize_masks and config.resizer is not None and config.resizer.pads):
+        report.error("resize-masks", f"{role}: the resizer pads and faster_rcnn.resize_masks is not "
+                     "false; the first training step fails with 'Number of channels must be equal "
+                     "to the length of per-channel pad value'",
+                     "Set resize_masks: false in the faster_rcnn block (patch-config --masks does)")
+
+
+def _check_counts(config: PipelineConfig, role: str, facts: _RecordFacts, report: Report) -> None:
+    if role == "train" and config.batch_size and facts.records and config.batch_size > facts.records:
+        report.warning("batch-larger-than-data", f"{config.path}: train_config.batch_size is "
+                       f"{config.batch_size} but the train records hold {facts.records} image(s); "
+                       "every batch repeats images", "Lower batch_size (patch-config --batch-size)")
+    if role == "eval" and config.eval_examples and facts.records and \
+            config.eval_examples > facts.records:
+        report.warning("eval-examples-above-data", f"{config.path}: eval_config.num_examples is "
+                       f"{config.eval_examples} but the eval records hold {facts.records}",
+                       f"Set num_examples: {facts.records} (patch-config --eval-examples)")
+    for name, small in sorted(facts.small.items()):
+        report.warning("objects-vanish-after-resize",
+                       f"{config.path}: {role}: {small} of {facts.objects[name]} {name!r} objects "
+                       f"({small / facts.objects[name]:.0%}) are under {SMALL_AFTER_RESIZE_PX} px on "
+                       f"their shorter side after the image_resizer ({_describe(config.resizer)})",
+                       "Use a larger input size, or tile the images, for small objects")
+
+
+def _describe(resizer: Resizer | None) -> str:
+    if resizer is None:
+        return "none"
+    if resizer.kind == "fixed":
+        return f"fixed {resizer.second}x{resizer.first}"
+    return f"keep aspect, min {resizer.first}, max {resizer.second}"
+
+
 def check(config_path: Path | str, max_examples: int = 5) -> Report:
     """Every finding about the config/label map/records trio. Raises OdprepError if the
     config itself cannot be read."""
     config = read_pipeline_config(config_path)
     report = Report(max_examples)
+    _check_config_fields(config, report)
     maps = _load_label_maps(config, report)
     if maps:
         first_path, first_map = next(iter(maps.items()))
         _check_num_classes(config, first_map, first_path, report)
     shas: dict[str, set[str]] = {"train": set(), "eval": set()}
     for reader in config.readers:
+        role = "train" if reader.role.startswith("train") else "eval"
         if not reader.input_paths:
             report.error("input-path-missing", f"{config.path}: {reader.role} has no input_path",
                          "Set tf_record_input_reader { input_path: ... }")
         files: list[Path] = []
         for pattern in reader.input_paths:
+            if PLACEHOLDER in pattern or not pattern.strip():
+                continue  # reported as path-not-set
             matched = _expand(pattern)
             if not matched:
                 beside = Path(config.path).parent / pattern
@@ -167,9 +290,12 @@ def check(config_path: Path | str, max_examples: int = 5) -> Report:
                              "Fix the path, or patch-config --train-input/--eval-input")
             files += matched
         label_map = maps.get(reader.label_map_path or "")
-        facts = _scan_records(files, label_map, reader.label_map_path or "", report)
+        facts = _scan_records(files, label_map, reader.label_map_path or "", report,
+                              config.resizer if role == "train" else None)
         _check_masks(reader, facts, config.path, report)
-        shas["train" if reader.role.startswith("train") else "eval"] |= facts.sha256s
+        _check_mask_settings(config, reader, report)
+        _check_counts(config, role, facts, report)
+        shas[role] |= facts.sha256s
         report.notes.append(f"{reader.role}: {len(files)} file(s), {facts.records} record(s)")
     overlap = shas["train"] & shas["eval"]
     if overlap:

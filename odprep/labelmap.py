@@ -131,10 +131,21 @@ class LabelMap:
         item = self._by_id.get(item_id)
         return item.name if item else None
 
-    def id_gaps(self) -> list[int]:
-        """Ids missing from 1..max_id."""
-        present = {item.id for item in self.classes}
-        return [i for i in range(1, self.max_id + 1) if i not in present]
+    def id_gaps(self, limit: int = 10) -> list[int]:
+        """The first ``limit`` ids missing from 1..max_id (the range is never built)."""
+        gaps: list[int] = []
+        expected = 1
+        for item_id in sorted({item.id for item in self.classes}):
+            gaps += range(expected, min(item_id, expected + limit - len(gaps)))
+            if len(gaps) >= limit:
+                break
+            expected = item_id + 1
+        return gaps
+
+    @property
+    def missing_ids(self) -> int:
+        """How many ids of 1..max_id no class has."""
+        return self.max_id - len({item.id for item in self.classes})
 
     def __len__(self) -> int:
         return len(self.classes)

@@ -7,6 +7,7 @@ are left exactly as they were, so a diff shows only the fields asked for.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -17,6 +18,12 @@ from odprep.fileio import read_text
 from odprep.prototext import Field, Message, Scalar
 
 MODEL_TYPES = ("ssd", "faster_rcnn", "center_net", "rfcn", "experimental_model")
+PLACEHOLDER = "PATH_TO_BE_CONFIGURED"
+# fine_tune_checkpoint_type values each meta-architecture's restore_from_objects accepts.
+CHECKPOINT_TYPES = {"ssd": ("classification", "detection", "full"),
+                    "faster_rcnn": ("classification", "detection", "full"),
+                    "center_net": ("classification", "detection", "full", "fine_tune")}
+_PATH_FIELDS = ("input_path", "label_map_path", "fine_tune_checkpoint")
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,7 @@ class ConfigPatch:
     num_steps: int | None = None
     checkpoint: str | None = None
     checkpoint_type: str | None = None
+    no_checkpoint: bool = False  # remove fine_tune_checkpoint(_type): train from scratch
     eval_examples: int | None = None
 
 
@@ -196,10 +204,43 @@ def model_block(root: Message, source: str = "") -> tuple[str, Message]:
     return arch.name, arch.value
 
 
+def mask_head(root: Message) -> str | None:
+    """What predicts instance masks in this model, or None if nothing does."""
+    models = root.messages("model")
+    if not models:
+        return None
+    arch_type, arch = model_block(root)
+    if arch_type == "faster_rcnn":
+        for predictor in arch.messages("second_stage_box_predictor"):
+            for mask_rcnn in predictor.messages("mask_rcnn_box_predictor"):
+                if mask_rcnn.scalar("predict_instance_masks") == "true":
+                    return "mask_rcnn_box_predictor"
+    if arch_type == "center_net" and arch.messages("mask_estimation_task"):
+        return "mask_estimation_task"
+    return None
+
+
+def _check_masks_possible(root: Message, source: str) -> tuple[str, Message]:
+    arch_type, arch = model_block(root, source)
+    if mask_head(root) is None:
+        what = ("this faster_rcnn has no mask head (second_stage_box_predictor.mask_rcnn_box_predictor."
+                "predict_instance_masks is not true)") if arch_type == "faster_rcnn" else \
+            f"model {arch_type} has no instance-mask head"
+        raise OdprepError(source, f"--masks: {what}, so the masks would never be trained",
+                          "Start from a Mask R-CNN config (odprep new-config --template "
+                          "mask_rcnn_resnet50_v1_640), or drop --masks")
+    return arch_type, arch
+
+
 def patch_config(text: str, patch: ConfigPatch, source: str = "") -> str:
     """The config text with only the requested fields changed."""
     root = prototext.parse(text, source)
     editor = _Editor(text)
+    if patch.masks:
+        arch_type, arch = _check_masks_possible(root, source)
+        if arch_type == "faster_rcnn":
+            # The resizer pads; re-resizing padded masks fails at the first training step.
+            _set_scalar(editor, arch, "resize_masks", False)
     trains = root.messages("train_input_reader")
     evals = root.messages("eval_input_reader")
     if patch.train_inputs is not None and not trains:
@@ -223,6 +264,15 @@ def patch_config(text: str, patch: ConfigPatch, source: str = "") -> str:
     has_type = bool(train_blocks) and train_blocks[0].first("fine_tune_checkpoint_type") is not None
     if patch.checkpoint_type is not None or (patch.checkpoint is not None and not has_type):
         train_fields["fine_tune_checkpoint_type"] = patch.checkpoint_type or "detection"
+    if patch.no_checkpoint:
+        if patch.checkpoint is not None or patch.checkpoint_type is not None:
+            raise OdprepError(source, "--no-checkpoint with --checkpoint/--checkpoint-type",
+                              "Pick one")
+        for block in train_blocks:
+            for name in ("fine_tune_checkpoint", "fine_tune_checkpoint_type",
+                         "fine_tune_checkpoint_version"):
+                for fld in block.all(name):
+                    editor.delete_field(fld)
     _set_in_block(editor, root, "train_config", train_fields)
     _set_in_block(editor, root, "eval_config", {"num_examples": patch.eval_examples})
     patched = editor.apply()
@@ -271,6 +321,23 @@ def template_summary(name: str) -> str:
 
 # --- reading a config (for check) ------------------------------------------------------------
 
+def unset_paths(root: Message, text: str) -> list[tuple[int, str]]:
+    """(line, dotted field) of every path field left as PATH_TO_BE_CONFIGURED or empty."""
+    found: list[tuple[int, str]] = []
+
+    def walk(block: Message, prefix: str) -> None:
+        for fld in block.fields:
+            name = f"{prefix}{fld.name}"
+            values = fld.value if isinstance(fld.value, list) else [fld.value]
+            for value in values:
+                if isinstance(value, Message):
+                    walk(value, f"{name}.")
+                elif fld.name in _PATH_FIELDS and (PLACEHOLDER in value.text or not value.text.strip()):
+                    found.append((prototext.line_col(text, fld.start)[0], name))
+
+    walk(root, "")
+    return found
+
 @dataclass(frozen=True)
 class InputReader:
     role: str  # "train_input_reader" or "eval_input_reader #0"
@@ -281,21 +348,76 @@ class InputReader:
 
 
 @dataclass(frozen=True)
+class Resizer:
+    """The model's image_resizer: 'fixed' (height, width) or 'keep_aspect' (min, max)."""
+
+    kind: str
+    first: int
+    second: int
+    pads: bool = False
+
+    def scale(self, width: int, height: int) -> tuple[float, float]:
+        """(x, y) scale the OD API applies to an image of this size."""
+        if self.kind == "fixed":
+            return self.second / width, self.first / height
+        factor = self.first / min(width, height)
+        if max(width, height) * factor > self.second:
+            factor = self.second / max(width, height)
+        return factor, factor
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     path: str
     model_type: str | None
     num_classes: int | None
     readers: tuple[InputReader, ...]
+    num_classes_text: str | None = None  # as written, when it is not an integer
+    mask_head: str | None = None
+    resize_masks: bool = True
+    resizer: Resizer | None = None
+    batch_size: int | None = None
+    eval_examples: int | None = None
+    checkpoint: str | None = None
+    checkpoint_type: str | None = None
+    unset: tuple[tuple[int, str], ...] = ()
+
+
+def proto_int(text: str | None) -> int | None:
+    """An integer field as protobuf's text parser reads it (decimal, 0x hex, C-style 0 octal),
+    or None when it is not one (e.g. 90.0, which protobuf refuses for an integer field)."""
+    if text is None:
+        return None
+    octal = re.fullmatch(r"([-+]?)0(\d+)", text)
+    try:
+        value = int(f"{octal.group(1)}0o{octal.group(2)}" if octal else text, 0)
+    except ValueError:
+        return None
+    return value if -(2**63) <= value < 2**64 else None
+
+
+def _resizer(arch: Message) -> Resizer | None:
+    for block in arch.messages("image_resizer"):
+        for fixed in block.messages("fixed_shape_resizer"):
+            return Resizer("fixed", proto_int(fixed.scalar("height")) or 300,
+                           proto_int(fixed.scalar("width")) or 300)
+        for keep in block.messages("keep_aspect_ratio_resizer"):
+            return Resizer("keep_aspect", proto_int(keep.scalar("min_dimension")) or 600,
+                           proto_int(keep.scalar("max_dimension")) or 1024,
+                           keep.scalar("pad_to_max_dimension") == "true")
+    return None
 
 
 def read_pipeline_config(path: Path | str) -> PipelineConfig:
     text = read_text(path, "config")
     root = prototext.parse(text, str(path))
-    model_type, num_classes = None, None
+    model_type, num_classes, raw, resizer, resize_masks = None, None, None, None, True
     if root.messages("model"):
         model_type, arch = model_block(root, str(path))
         raw = arch.scalar("num_classes")
-        num_classes = int(raw) if raw is not None else None
+        num_classes = proto_int(raw)
+        resizer = _resizer(arch)
+        resize_masks = arch.scalar("resize_masks") != "false"
     readers = []
     for role in ("train_input_reader", "eval_input_reader"):
         blocks = root.messages(role)
@@ -309,4 +431,14 @@ def read_pipeline_config(path: Path | str) -> PipelineConfig:
             readers.append(InputReader(name, inputs, block.scalar("label_map_path"),
                                        (block.scalar("load_instance_masks") or "false") == "true",
                                        block.scalar("mask_type")))
-    return PipelineConfig(str(path), model_type, num_classes, tuple(readers))
+    train = root.messages("train_config")[:1]
+    evaluation = root.messages("eval_config")[:1]
+    return PipelineConfig(
+        str(path), model_type, num_classes, tuple(readers),
+        num_classes_text=raw if raw is not None and num_classes is None else None,
+        mask_head=mask_head(root), resize_masks=resize_masks, resizer=resizer,
+        batch_size=proto_int(train[0].scalar("batch_size")) if train else None,
+        eval_examples=proto_int(evaluation[0].scalar("num_examples")) if evaluation else None,
+        checkpoint=train[0].scalar("fine_tune_checkpoint") if train else None,
+        checkpoint_type=train[0].scalar("fine_tune_checkpoint_type") if train else None,
+        unset=tuple(unset_paths(root, text)))

@@ -103,7 +103,7 @@ def test_check_and_validate_do_not_import_tensorflow(tmp_path):
             f"{str(out)!r})\n"
             f"Path({str(config)!r}).write_text(patch_config(template_text('efficientdet_d0_512'), "
             f"ConfigPatch(train_inputs=({str(out)!r},), eval_inputs=({str(out)!r},), "
-            f"label_map_path={str(tmp_path / 'label_map.pbtxt')!r}, num_classes=3)))\n"
+            f"label_map_path={str(tmp_path / 'label_map.pbtxt')!r}, num_classes=3, no_checkpoint=True)))\n"
             f"assert check({str(config)!r}).errors == 0\n"
             f"assert validate([{str(out)!r}], decode=True).errors == 0\n"
             f"assert inspect_records([{str(out)!r}]).images == 6")

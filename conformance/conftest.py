@@ -45,7 +45,7 @@ class Dataset:
         path = self.folder / f"{template}{'-'.join(map(str, extra)).replace('--', '-')}.config"
         args = ["new-config", "--template", template, "--label-map", self.label_map,
                 *(a for p in self.train for a in ("--train-input", p)),
-                *(a for p in self.val for a in ("--eval-input", p)), *extra, "-o", path]
+                *(a for p in self.val for a in ("--eval-input", p)), "--no-checkpoint", *extra, "-o", path]
         odprep(*args)
         return path
 

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from odprep.errors import OdprepError
+from odprep.errors import MissingImage, OdprepError, UnknownClass
 from odprep.example import EncodeOptions
+from odprep.fileio import commit, discard, is_regular_file, stage_text
 from odprep.labelmap import LabelMap
 from odprep.model import ImageRecord
-from odprep.writer import ProgressFactory, Summary, commit, discard, write_records
+from odprep.writer import ProgressFactory, Summary, write_records
 
 DEFAULT_LABEL_MAP_NAME = "label_map.pbtxt"
 
@@ -33,13 +34,45 @@ def default_label_map_path(output: Path | str) -> Path:
 
 def _check_existing_map(path: Path, built: LabelMap) -> bool:
     """True if an identical map is already there; raise if a different one is."""
-    if not path.exists():
+    if not is_regular_file(path):
         return False
     existing = LabelMap.load(path)
     if [(i.id, i.name) for i in existing.items] == [(i.id, i.name) for i in built.items]:
         return True
     raise OdprepError(path, "a different label map is already here and would be overwritten",
                       f"Pass --label-map {path} to convert with it, or move it away")
+
+
+def explain(error: MissingImage, records) -> OdprepError:
+    """A missing image widened to how many are missing, and where they were looked for.
+    Runs on the failure path only."""
+    if not isinstance(records, Sequence):
+        return error
+    try:
+        items = list(records)
+    except OdprepError:
+        return error
+    found = sum(is_regular_file(r.image_path) for r in items)
+    folders = sorted({str(r.image_path.parent) for r in items if not is_regular_file(r.image_path)})
+    return MissingImage(error.source, f"{found} of {len(items)} images found under "
+                        f"{', '.join(folders[:3])}; first missing: {error.problem}",
+                        "Check --images-dir" if found == 0 else error.fix, error.where)
+
+
+def missing_classes(records, label_map: LabelMap) -> None:
+    """Raise one error naming every class the records use that the map lacks."""
+    counts: dict[str, int] = {}
+    first: dict[str, str] = {}
+    for record in records:
+        for obj in record.objects:
+            if obj.label not in label_map:
+                counts[obj.label] = counts.get(obj.label, 0) + 1
+                first.setdefault(obj.label, record.annotation_path)
+    if counts:
+        listed = ", ".join(f"{name!r} ({n} object(s), first in {first[name]})"
+                           for name, n in sorted(counts.items()))
+        raise UnknownClass(label_map.source or "--label-map", f"{len(counts)} class(es) are not in the "
+                           f"label map: {listed}", "Add them to the label map, or fix the class names")
 
 
 def convert(records: Iterable[ImageRecord], output: Path | str, *,
@@ -69,15 +102,27 @@ def convert(records: Iterable[ImageRecord], output: Path | str, *,
         same_exists = True
     if total is None and isinstance(records, list):
         total = len(records)
-    result = write_records(records, output, map_to_use, num_shards=num_shards, workers=workers,
-                           options=options, progress=progress, total=total)
+    try:
+        result = write_records(records, output, map_to_use, num_shards=num_shards, workers=workers,
+                               options=options, progress=progress, total=total, defer_commit=True)
+    except UnknownClass:
+        if label_map is not None and isinstance(records, Sequence):
+            missing_classes(records, label_map)
+        raise
+    except MissingImage as error:
+        raise explain(error, records) from None
+    pending = result.pending
+    written = False
+    try:
+        if label_map is None and not same_exists:
+            pending.append(stage_text(label_map_out, built_map.to_pbtxt()))
+            written = True
+        commit(pending, exclusive=[label_map_out] if written else ())
+    finally:
+        discard(pending)
     if summary is not None:
         summary.merge(result)
         result = summary
-    written = False
-    if label_map is None and not same_exists:
-        built_map.save(label_map_out)
-        written = True
     map_path = Path(label_map.source) if label_map is not None and label_map.source else label_map_out
     return Conversion(result, map_to_use, map_path, written, origin)
 
@@ -144,7 +189,12 @@ def convert_splits(splits: dict[str, list[ImageRecord]], output: Path | str, *,
                                    total=len(records), defer_commit=True)
             pending += result.pending
             results[name] = Conversion(result, used, map_path, False, origin)
-        commit(pending)
+        if label_map is None and write_label_map and not same_exists:
+            pending.append(stage_text(map_path, used.to_pbtxt()))
+            written = True
+        commit(pending, exclusive=[map_path] if written else ())
+    except MissingImage as error:
+        raise explain(error, [r for records in splits.values() for r in records]) from None
     finally:
         discard(pending)
     if summary is not None:  # reader events belong to the whole run
@@ -152,9 +202,6 @@ def convert_splits(splits: dict[str, list[ImageRecord]], output: Path | str, *,
         if first is not None:
             first.summary.skipped_images += summary.skipped_images
             first.summary.skipped_objects += summary.skipped_objects
-    if label_map is None and write_label_map and not same_exists:
-        used.save(map_path)
-        written = True
     return SplitConversion(results, used, map_path, written, origin, before)
 
 

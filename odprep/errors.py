@@ -35,3 +35,11 @@ class OdprepError(Exception):
 def object_where(index: int, label: str) -> str:
     """How an object is named in messages: its 1-based index and its class."""
     return f"object {index} ({label})"
+
+
+class UnknownClass(OdprepError):
+    """A class that is not in the user's label map."""
+
+
+class MissingImage(OdprepError):
+    """An image an annotation names that is not where it should be."""

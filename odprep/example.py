@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 from dataclasses import dataclass, field
 
 from odprep import images, keys, proto
-from odprep.errors import OdprepError, object_where
+from odprep.errors import MissingImage, OdprepError, UnknownClass, object_where
+from odprep.fileio import read_bytes
 from odprep.labelmap import LabelMap
 from odprep.model import ImageRecord, ObjectAnnotation
 from odprep.tfrecord import frame_parts
@@ -30,6 +32,8 @@ class EncodeOptions:
     include_masks: bool = False
     rounding_px: float = 0.0  # overshoot past the image treated as rounding: clamped and counted
     colormap: tuple | None = None  # RGB colour -> class index, for segmentation masks
+    max_pixels: int = images.DEFAULT_MAX_PIXELS  # larger images are refused (decompression bombs)
+    allow_empty: bool = False  # a run that writes no image is an error unless this is set
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,14 +89,21 @@ def _read_image(record: ImageRecord, options: EncodeOptions, result: EncodedImag
     if record.ref:
         source = f"{source}: {record.ref}"
     try:
-        data = record.image_path.read_bytes()
-    except FileNotFoundError:
-        _invalid(result, options, OdprepError(source, f"image {record.image_path} not found",
-                                              "Check --images-dir and the file name"), "skipped_image")
-    except OSError as exc:
-        _invalid(result, options, OdprepError(source, f"cannot read image {record.image_path}: "
-                                              f"{exc.strerror}", "Check the file"), "skipped_image")
+        data = read_bytes(record.image_path, "image")
+    except OdprepError as error:
+        missing = not os.path.lexists(record.image_path) if "\0" not in str(record.image_path) else True
+        kind = MissingImage if missing else OdprepError
+        problem = f"image {record.image_path} not found" if missing else \
+            f"image {record.image_path}: {error.problem}"
+        _invalid(result, options, kind(source, problem,
+                                       "Check --images-dir and the file name" if missing else error.fix),
+                 "skipped_image")
     fmt = images.sniff_format(data)
+    if fmt is not None and images.looks_truncated(data, fmt):
+        _invalid(result, options, OdprepError(
+            source, f"{record.image_path} is truncated (the {fmt.upper()} has no end marker); the "
+            "decoder fails on it mid-training", "Replace the image (or pass --skip-invalid)"),
+            "skipped_image")
     if fmt is None:
         _invalid(result, options, OdprepError(source, f"{record.image_path} is not an image "
                                               "(no JPEG or PNG signature)",
@@ -103,7 +114,7 @@ def _read_image(record: ImageRecord, options: EncodeOptions, result: EncodedImag
                 source, f"{record.image_path} is {fmt.upper()}; the OD API reads JPEG and PNG",
                 "Convert it, or pass --reencode to store it as PNG"), "skipped_image")
         try:
-            data = images.reencode_png(data)
+            data = images.reencode_png(data, options.max_pixels)
         except (OSError, ValueError) as exc:
             _invalid(result, options, OdprepError(source, f"cannot re-encode {record.image_path}: {exc}",
                                                   "Replace the image"), "skipped_image")
@@ -115,6 +126,11 @@ def _read_image(record: ImageRecord, options: EncodeOptions, result: EncodedImag
     except ValueError as exc:
         _invalid(result, options, OdprepError(source, f"{record.image_path} is not a readable image "
                                               f"({exc})", "Replace the image"), "skipped_image")
+    if width * height > options.max_pixels:
+        _invalid(result, options, OdprepError(
+            source, f"{record.image_path} is {width}x{height} ({width * height / 1e6:.0f} megapixels), "
+            f"over the limit of {options.max_pixels / 1e6:.0f} (a decompression bomb, or too large to "
+            "train on)", "Resize or tile the image, or raise --max-pixels"), "skipped_image")
     declared = (record.width or 0, record.height or 0)
     if declared != (0, 0) and declared != (width, height):
         _invalid(result, options, OdprepError(
@@ -185,7 +201,7 @@ def _encode(record: ImageRecord, label_map: LabelMap, options: EncodeOptions,
         where = obj.ref or object_where(index, obj.label)
         label_id = label_map.id_of(obj.label)
         if label_id is None:
-            _invalid(result, options, OdprepError(
+            _invalid(result, options, UnknownClass(
                 source, f"class {obj.label!r} is not in the label map {label_map.source}".rstrip(),
                 "Add it to the label map, or fix the class name", where), "skipped_object")
             continue

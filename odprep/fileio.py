@@ -1,44 +1,167 @@
-"""Atomic writes: a temporary file beside the target, renamed into place at the end."""
+"""The one module that touches user paths: reading, listing, globbing and atomic output.
+
+Reads accept regular files only (a FIFO would hang, /dev/zero would never end).
+Outputs are written to temporary files beside their targets and committed all or
+nothing: every destination is checked first, signals wait until the renames are
+done, and a failed rename rolls back the ones before it. Every OSError becomes an
+OdprepError that names the path, says what is wrong and how to fix it.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import os
+import signal
+import stat
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import IO
 
 from odprep.errors import OdprepError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+TEMP_SUFFIX = ".odprep-tmp"
+
+_PROBLEMS: dict[int, tuple[str, str]] = {
+    errno.ENOENT: ("not found", "Check the path"),
+    errno.ENOSPC: ("no space left on the device", "Free some space, or write elsewhere"),
+    errno.EDQUOT: ("the disk quota is exceeded", "Free some space, or write elsewhere"),
+    errno.EROFS: ("the file system is read-only", "Write elsewhere"),
+    errno.EACCES: ("permission denied", "Check the permissions, or use another path"),
+    errno.EPERM: ("operation not permitted", "Check the permissions, or use another path"),
+    errno.ENOTDIR: ("a part of the path is a file, not a folder", "Fix the path"),
+    errno.EISDIR: ("it is a folder, not a file", "Name a file"),
+    errno.ELOOP: ("a symbolic link loops", "Fix or remove the link"),
+    errno.ENAMETOOLONG: ("the name is too long", "Use a shorter path"),
+    errno.EMFILE: ("too many open files", "Raise the limit (ulimit -n)"),
+    errno.EIO: ("an I/O error occurred", "Check the disk"),
+}
 
 
-def temp_path_for(target: Path) -> Path:
-    """A fresh hidden temporary path in the target's directory (same filesystem)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".odprep-tmp", dir=target.parent)
-    if hasattr(os, "fchmod"):
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp's 0600 would survive the rename
-    os.close(fd)
-    return Path(name)
+def os_error(path: object, exc: OSError, doing: str) -> OdprepError:
+    """An OdprepError for a failed file operation: ``cannot {doing}: {problem}. {fix}``."""
+    problem, fix = _PROBLEMS.get(exc.errno or 0, (exc.strerror or type(exc).__name__, "Check the path"))
+    if exc.errno == errno.EEXIST and "write" in doing:
+        problem, fix = "a part of the path is a file, not a folder", "Fix the path"
+    return OdprepError(path, f"cannot {doing}: {problem}", fix)
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def _open_regular(path: Path | str, what: str) -> int:
+    """A read-only fd on a regular file, or OdprepError. O_NONBLOCK so a FIFO cannot hang."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) \
+        | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except ValueError:  # a NUL byte in the name
+        raise OdprepError(repr(str(path)), f"the {what} path holds a NUL byte", "Fix the name") from None
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            raise OdprepError(path, f"{what} not found", "Check the path") from None
+        raise os_error(path, exc, f"read the {what}") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise OdprepError(path, f"the {what} is {_kind(mode)}, not a regular file",
+                          "Point to a regular file")
+    if hasattr(os, "set_blocking"):
+        os.set_blocking(fd, True)
+    return fd
+
+
+def open_binary(path: Path | str, what: str = "file") -> IO[bytes]:
+    """A regular file opened for reading bytes."""
+    return os.fdopen(_open_regular(path, what), "rb")
 
 
 @contextlib.contextmanager
-def atomic_write(target: Path | str, mode: str = "w", encoding: str | None = "utf-8",
-                 newline: str | None = "") -> Iterator:
-    """Open a temporary file that replaces ``target`` only if the block succeeds."""
-    target = Path(target)
-    tmp = temp_path_for(target)
-    try:
-        kwargs = {"encoding": encoding, "newline": newline} if "b" not in mode else {}
-        with open(tmp, mode, **kwargs) as handle:
+def open_text(path: Path | str, what: str = "file", encoding: str = "utf-8") -> Iterator[IO[str]]:
+    """A regular file opened as text (newlines kept as they are); decoding errors are OdprepErrors."""
+    handle = os.fdopen(_open_regular(path, what), encoding=encoding, newline="")
+    with handle:
+        try:
             yield handle
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        except UnicodeDecodeError:
+            raise OdprepError(path, f"{what} is not UTF-8 text", "Save it as UTF-8") from None
+
+
+def read_bytes(path: Path | str, what: str = "file") -> bytes:
+    """The bytes of a regular file, or an OdprepError naming it."""
+    with open_binary(path, what) as handle:
+        try:
+            return handle.read()
+        except OSError as exc:
+            raise os_error(path, exc, f"read the {what}") from None
+        except MemoryError:
+            raise OdprepError(path, f"the {what} does not fit in memory", "Check the file") from None
+
+
+def read_text(path: Path | str, what: str, encoding: str = "utf-8") -> str:
+    """A UTF-8 text file, or an OdprepError that names it and says what it should be."""
+    with open_text(path, what, encoding) as handle:
+        try:
+            return handle.read()
+        except OSError as exc:
+            raise os_error(path, exc, f"read the {what}") from None
+
+
+def require_dir(path: Path | str, what: str) -> Path:
+    path = Path(path)
+    try:
+        if path.is_dir():
+            return path
+    except (OSError, ValueError):
+        pass
+    raise OdprepError(path, f"{what} not found (or not a folder)", "Check the path")
+
+
+def list_files(folder: Path | str, what: str = "folder") -> list[str]:
+    """Names of the regular files in a folder (links followed). Entries that cannot be
+    followed (a link loop, a dangling link) are not files and are left out."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError as exc:
+        raise os_error(folder, exc, f"list the {what}") from None
+    names = []
+    for entry in entries:
+        try:
+            if entry.is_file():
+                names.append(entry.name)
+        except OSError:
+            continue
+    return names
+
+
+def is_regular_file(path: Path | str) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
+def inside(path: Path | str, root: Path | str) -> bool:
+    """True if ``path`` (links resolved) lies within ``root``."""
+    try:
+        real, base = os.path.realpath(path), os.path.realpath(root)
+    except (OSError, ValueError):
+        return False
+    return real == base or real.startswith(base.rstrip(os.sep) + os.sep)
 
 
 def expand_paths(patterns: Iterable[Path | str]) -> list[Path]:
@@ -47,24 +170,193 @@ def expand_paths(patterns: Iterable[Path | str]) -> list[Path]:
     reported by the caller."""
     paths: list[Path] = []
     for pattern in map(str, patterns):
-        matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) and not os.path.exists(pattern) \
+        matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) and not os.path.lexists(pattern) \
             else []
         paths += [Path(m) for m in matches] or [Path(pattern)]
     return paths
 
 
-def read_text(path: Path | str, what: str) -> str:
-    """A UTF-8 text file, or an OdprepError that names it and says what it should be."""
-    path = Path(path)
+def glob_files(pattern: str) -> list[Path]:
+    """Regular files matching a glob pattern (or the path itself), sorted."""
+    return sorted(Path(p) for p in glob.glob(pattern) if is_regular_file(p))
+
+
+# --- output ----------------------------------------------------------------------------------
+
+def _check_target(target: Path) -> None:
     try:
-        with open(path, encoding="utf-8", newline="") as handle:  # keep \r\n as it is
-            return handle.read()
-    except (FileNotFoundError, IsADirectoryError):
-        raise OdprepError(path, f"{what} not found", "Check the path") from None
-    except UnicodeDecodeError:
-        raise OdprepError(path, f"{what} is not UTF-8 text", "Save it as UTF-8") from None
+        if target.is_dir():
+            raise OdprepError(target, "the output path is a folder", "Name a file")
+    except (OSError, ValueError):
+        pass
 
 
-def write_text_atomic(target: Path | str, text: str) -> None:
-    with atomic_write(target) as handle:
+def temp_path_for(target: Path | str, mode: int | None = None) -> Path:
+    """A fresh hidden temporary path in the target's directory (same filesystem)."""
+    target = Path(target)
+    _check_target(target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TEMP_SUFFIX, dir=target.parent)
+    except ValueError:
+        raise OdprepError(repr(str(target)), "the output path holds a NUL byte", "Fix the name") from None
+    except OSError as exc:
+        raise os_error(target, exc, "write here") from None
+    if hasattr(os, "fchmod"):
+        os.fchmod(fd, mode if mode is not None else 0o666 & ~_UMASK)  # mkstemp's 0600 would stay
+    os.close(fd)
+    return Path(name)
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold Ctrl-C, SIGTERM and SIGHUP until the block is done (renames, clean-up)."""
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def remove_quietly(paths: Iterable[Path | str]) -> None:
+    with signals_deferred():
+        for path in paths:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+
+def _same_bytes(a: Path, b: Path) -> bool:
+    try:
+        return a.stat().st_size == b.stat().st_size and a.read_bytes() == b.read_bytes()
+    except OSError:
+        return False
+
+
+def commit(pending: list[tuple[Path, Path]], exclusive: Iterable[Path] = ()) -> None:
+    """Rename finished temporary files to their targets, all or nothing.
+
+    Targets in ``exclusive`` are never replaced: if one appeared meanwhile with other
+    content (another run), nothing is committed; with the same content the temp is dropped.
+    """
+    exclusive = {Path(p) for p in exclusive}
+    for _, target in pending:
+        _check_target(target)
+    with signals_deferred():
+        renamed: list[Path] = []
+        backups: list[tuple[Path, Path]] = []
+        try:
+            for temp, target in pending:
+                if target in exclusive:
+                    try:
+                        os.link(temp, target)  # fails if the target exists: no overwrite race
+                    except FileExistsError:
+                        if not _same_bytes(temp, target):
+                            raise OdprepError(target, "a different file appeared here while odprep was "
+                                              "writing (another run?); nothing was written",
+                                              "Run once more, or pass --label-map to use that one")\
+                                from None
+                    else:
+                        renamed.append(target)
+                    os.unlink(temp)
+                    continue
+                if os.path.lexists(target):
+                    backup = Path(f"{temp}.old")
+                    os.replace(target, backup)
+                    backups.append((backup, target))
+                os.replace(temp, target)
+                renamed.append(target)
+        except BaseException as exc:
+            for target in renamed:
+                with contextlib.suppress(OSError):
+                    os.unlink(target)
+            for backup, target in backups:
+                with contextlib.suppress(OSError):
+                    os.replace(backup, target)
+            for temp, _ in pending:
+                with contextlib.suppress(OSError):
+                    os.unlink(temp)
+            if isinstance(exc, OSError):
+                raise os_error(getattr(exc, "filename", None) or pending[0][1], exc, "write here") \
+                    from None
+            raise
+        for backup, _ in backups:
+            with contextlib.suppress(OSError):
+                os.unlink(backup)
+    pending.clear()
+
+
+def discard(pending: list[tuple[Path, Path]]) -> None:
+    remove_quietly(temp for temp, _ in pending)
+    pending.clear()
+
+
+@contextlib.contextmanager
+def atomic_write(target: Path | str, mode: str = "w", encoding: str | None = "utf-8",
+                 newline: str | None = "", file_mode: int | None = None,
+                 exclusive: bool = False) -> Iterator:
+    """Open a temporary file that replaces ``target`` only if the block succeeds."""
+    target = Path(target)
+    tmp = temp_path_for(target, file_mode)
+    try:
+        kwargs = {"encoding": encoding, "newline": newline} if "b" not in mode else {}
+        with open(tmp, mode, **kwargs) as handle:
+            yield handle
+        commit([(tmp, target)], exclusive=[target] if exclusive else ())
+    except OSError as exc:
+        remove_quietly([tmp])
+        raise os_error(target, exc, "write here") from None
+    except BaseException:
+        remove_quietly([tmp])
+        raise
+
+
+def stage_text(target: Path | str, text: str) -> tuple[Path, Path]:
+    """(temporary file holding ``text``, target): to be committed with others."""
+    tmp = temp_path_for(target)
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+    except OSError as exc:
+        remove_quietly([tmp])
+        raise os_error(target, exc, "write here") from None
+    return tmp, Path(target)
+
+
+def write_text_atomic(target: Path | str, text: str, file_mode: int | None = None,
+                      exclusive: bool = False) -> None:
+    with atomic_write(target, file_mode=file_mode, exclusive=exclusive) as handle:
         handle.write(text)
+
+
+def replace_in_place(path: Path | str, original: str, text: str) -> Path:
+    """Write ``text`` over the file at ``path`` (through a symlink, keeping its mode),
+    after saving ``original`` to the first free PATH.bak, PATH.bak.1, ... (an existing
+    backup is never overwritten). Returns the backup's path."""
+    real = Path(os.path.realpath(path))
+    try:
+        file_mode = stat.S_IMODE(os.stat(real).st_mode)
+    except OSError as exc:
+        raise os_error(path, exc, "read the config") from None
+    for number in range(1000):
+        backup = real.with_name(real.name + (".bak" if number == 0 else f".bak.{number}"))
+        try:
+            fd = os.open(backup, os.O_WRONLY | os.O_CREAT | os.O_EXCL, file_mode)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise os_error(backup, exc, "write the backup") from None
+        break
+    else:
+        raise OdprepError(path, "1000 backups exist already", "Remove old .bak files")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(original)
+    except BaseException:
+        remove_quietly([backup])
+        raise
+    write_text_atomic(real, text, file_mode=file_mode)
+    return backup

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import io
+import warnings
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 if TYPE_CHECKING:
     import numpy as np
 
 WRITABLE_FORMATS = ("jpeg", "png")
+# Pillow's own hard limit (2 x Image.MAX_IMAGE_PIXELS): larger images are refused unless
+# --max-pixels raises it. A decoded image this size is already 537 MB of RGB.
+DEFAULT_MAX_PIXELS = 178_956_970
 
 
 def sniff_format(data: bytes) -> str | None:
@@ -41,23 +46,61 @@ def looks_truncated(data: bytes, fmt: str) -> bool:
     return False
 
 
+def _open(source: bytes | Path) -> Image.Image:
+    """Image.open with Pillow's own bomb check off: odprep applies its --max-pixels limit."""
+    previous = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return Image.open(io.BytesIO(source) if isinstance(source, bytes | bytearray) else source)
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous
+
+
+def open_checked(source: bytes | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """An image opened lazily (header only), refused when it has more than ``max_pixels``.
+    Raises ValueError for anything that is not a readable image."""
+    try:
+        image = _open(source)
+    except Exception as exc:  # noqa: BLE001 - hostile headers raise all kinds of errors
+        raise ValueError(str(exc) or type(exc).__name__) from None
+    if image.width * image.height > max_pixels:
+        size = f"{image.width}x{image.height}"
+        image.close()
+        raise ValueError(f"{size} is over the limit of {max_pixels:,} pixels (--max-pixels)")
+    return image
+
+
 def header_size(data: bytes) -> tuple[int, int, str]:
     """(width, height, PIL mode) from the header only; raises ValueError if unreadable."""
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with _open(data) as image:
             return image.width, image.height, image.mode
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+    except Exception as exc:  # noqa: BLE001 - hostile headers raise all kinds of errors
         raise ValueError(str(exc) or type(exc).__name__) from None
 
 
-def reencode_png(data: bytes) -> bytes:
+def decodes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+    """Decode fully; raises ValueError when the image does not decode or is too large."""
+    with open_checked(data, max_pixels) as image:
+        try:
+            image.load()
+        except Exception as exc:  # noqa: BLE001 - any decoder failure is the finding
+            raise ValueError(str(exc) or type(exc).__name__) from None
+
+
+def reencode_png(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> bytes:
     """Decode any format PIL reads and encode its first frame as PNG."""
-    with Image.open(io.BytesIO(data)) as image:
-        image.seek(0)
-        if image.mode not in ("1", "L", "LA", "P", "RGB", "RGBA", "I;16"):
-            image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
-        out = io.BytesIO()
-        image.save(out, format="PNG")
+    with open_checked(data, max_pixels) as image:
+        try:
+            image.seek(0)
+            if image.mode not in ("1", "L", "LA", "P", "RGB", "RGBA", "I;16"):
+                image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
+            out = io.BytesIO()
+            image.save(out, format="PNG")
+        except Exception as exc:  # noqa: BLE001 - any decoder failure
+            raise ValueError(str(exc) or type(exc).__name__) from None
         return out.getvalue()
 
 

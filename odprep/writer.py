@@ -7,6 +7,7 @@ whole run succeeded; an error or Ctrl-C leaves nothing at the output paths.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import sys
@@ -16,8 +17,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from odprep.errors import OdprepError
 from odprep.example import EncodedImage, EncodeOptions, encode_record
-from odprep.fileio import temp_path_for
+from odprep.fileio import commit, os_error, remove_quietly, signals_deferred, temp_path_for
 from odprep.labelmap import LabelMap
 from odprep.model import ImageRecord
 from odprep.parallel import default_workers, fork_available, keep_freed_memory, ordered_map
@@ -116,7 +118,7 @@ def write_records(records: Iterable[ImageRecord], output: Path | str, label_map:
     try:
         for path in paths:
             temps.append(temp_path_for(path))
-            fds.append(os.open(temps[-1], os.O_WRONLY | os.O_TRUNC))
+            fds.append(os.open(temps[-1], os.O_WRONLY | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)))
         sink = _ShardSink(fds)
         if workers == 1:
             for record in records:  # a lazy Sequence builds each record here
@@ -129,23 +131,34 @@ def write_records(records: Iterable[ImageRecord], output: Path | str, label_map:
                     bar.update(1)
         else:
             _write_parallel(records, paths[0], label_map, options, workers, sink, summary, bar)
-        for fd in fds:
-            os.close(fd)
-        fds = []
+        while fds:
+            os.close(fds.pop())  # popped first: an interrupt can never close an fd twice
+        if summary.images == 0 and not options.allow_empty:
+            raise OdprepError(output, f"no image was written: {_why_empty(summary)}",
+                              "Fix the input, or pass --allow-empty to write an empty file on purpose")
         summary.pending = list(zip(temps, paths, strict=True))
         if not defer_commit:
             commit(summary.pending)
         temps = []
         summary.files = paths
+    except OSError as exc:
+        raise os_error(output, exc, "write the records") from None
     finally:
-        if bar is not None:
-            bar.close()
-        for fd in fds:
-            os.close(fd)
-        for temp in temps:
-            temp.unlink(missing_ok=True)
+        with signals_deferred():
+            if bar is not None:
+                bar.close()
+            while fds:
+                with contextlib.suppress(OSError):
+                    os.close(fds.pop())
+            remove_quietly(temps)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _why_empty(summary: Summary) -> str:
+    if summary.skipped_images:
+        return f"all {len(summary.skipped_images)} image(s) were skipped (first: {summary.skipped_images[0]})"
+    return "the input holds no images"
 
 
 class _ShardSink:
@@ -190,7 +203,7 @@ def _encode_chunk(task: tuple[Path, list[ImageRecord] | range]) -> _ChunkResult:
         records = _worker_state["shared"][records.start:records.stop]
     encoded = [encode_record(r, _worker_state["label_map"], _worker_state["options"]) for r in records]
     sizes = []
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o600)
     try:
         for item in encoded:
             if not item.skipped:
@@ -232,10 +245,11 @@ def _write_parallel(records: Iterable[ImageRecord], first_path: Path, label_map:
             chunk_paths.append(prefix.with_name(f"{prefix.name}.{len(chunk_paths)}"))
             yield chunk_paths[-1], chunk
 
+    results = ordered_map(_encode_chunk, positions() if shared is not None else tasks(), workers,
+                          in_flight_per_worker=3, initializer=_init_worker,
+                          initargs=(label_map, options, shared))
     try:
-        for result in ordered_map(_encode_chunk, positions() if shared is not None else tasks(), workers,
-                                  in_flight_per_worker=3, initializer=_init_worker,
-                                  initargs=(label_map, options, shared)):
+        for result in results:
             source = os.open(result.path, os.O_RDONLY)
             try:
                 offset = 0
@@ -250,23 +264,9 @@ def _write_parallel(records: Iterable[ImageRecord], first_path: Path, label_map:
             if bar is not None:
                 bar.update(len(result.images))
     finally:
+        results.close()  # stops the workers before their chunk files are removed
         gc.unfreeze()
-        prefix.unlink(missing_ok=True)
-        for path in chunk_paths:
-            path.unlink(missing_ok=True)
-
-
-def commit(pending: list[tuple[Path, Path]]) -> None:
-    """Rename finished temporary files into place."""
-    for temp, path in pending:
-        os.replace(temp, path)
-    pending.clear()
-
-
-def discard(pending: list[tuple[Path, Path]]) -> None:
-    for temp, _ in pending:
-        temp.unlink(missing_ok=True)
-    pending.clear()
+        remove_quietly([prefix, *chunk_paths])
 
 
 def tqdm_progress(quiet: bool = False) -> ProgressFactory | None:

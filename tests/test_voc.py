@@ -240,13 +240,15 @@ def test_not_an_image_is_rejected(voc_case):
     assert leftovers(out_dir) == []
 
 
-def test_class_missing_from_label_map(voc_case, tmp_path):
-    ann, imgs, out_dir = voc_case(objects=voc_object("zebra"))
+def test_every_class_missing_from_label_map_is_named(voc_case, tmp_path):
+    ann, imgs, out_dir = voc_case(objects=voc_object("zebra") + voc_object("cat") + voc_object("yak")
+                                  + voc_object("zebra"))
     label_map = tmp_path / "map.pbtxt"
     label_map.write_text('item { id: 1 name: "cat" }\n')
     result = run_cli("voc2tfr", ann, "--images-dir", imgs, "-o", out_dir / "x.record",
                      "--label-map", label_map)
-    assert_bad_input(result, "object 1 (zebra)", "'zebra' is not in the label map")
+    assert_bad_input(result, "2 class(es) are not in the label map", "'yak' (1 object(s)",
+                     "'zebra' (2 object(s)", "a.xml")
     assert leftovers(out_dir) == []
 
 

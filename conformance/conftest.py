@@ -29,7 +29,7 @@ DATASETS = {
 
 def odprep(*args: object, cwd: Path | None = None) -> str:
     """Run the odprep CLI; fail the test with its output if it fails."""
-    result = subprocess.run([str(Path(sys.executable).parent / "odprep"), *map(str, args)], cwd=cwd,
+    result = subprocess.run([sys.executable, "-m", "odprep", *map(str, args)], cwd=cwd,
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout

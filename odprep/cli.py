@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from pathlib import Path
 
 import click
 
 from odprep.errors import OdprepError
+from odprep.termination import end_like_ctrl_c, exit_code, restore
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -24,13 +26,30 @@ def library_errors(command):
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
+        previous = end_like_ctrl_c()
         try:
             return command(*args, **kwargs)
         except OdprepError as error:
             raise BadInput(error.message) from None
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as interrupt:
             click.echo("interrupted: no output was written", err=True)
-            sys.exit(130)
+            sys.exit(exit_code(interrupt))
+        except OSError as exc:  # a file operation no library path mapped; still one line
+            from odprep.fileio import os_error
+
+            raise BadInput(os_error(exc.filename or "odprep", exc, "continue").message) from None
+        except MemoryError:
+            raise BadInput("odprep: out of memory. Give it more memory, or split the input.") from None
+        except RecursionError:
+            raise BadInput("odprep: the input nests too deeply to read. Check the file.") from None
+        except Exception as exc:
+            if os.environ.get("ODPREP_DEBUG"):
+                raise
+            click.echo(f"odprep: internal error ({type(exc).__name__}: {exc}). This is a bug; please "
+                       "report it (ODPREP_DEBUG=1 shows the traceback).", err=True)
+            sys.exit(70)
+        finally:
+            restore(previous)
 
     return wrapper
 

@@ -13,15 +13,15 @@ import contextlib
 import errno
 import glob
 import os
-import signal
 import stat
 import tempfile
-import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
 from odprep.errors import OdprepError
+from odprep.termination import check as check_signals
+from odprep.termination import held
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -208,22 +208,8 @@ def temp_path_for(target: Path | str, mode: int | None = None) -> Path:
     return Path(name)
 
 
-@contextlib.contextmanager
-def signals_deferred() -> Iterator[None]:
-    """Hold Ctrl-C, SIGTERM and SIGHUP until the block is done (renames, clean-up)."""
-    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    held = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
 def remove_quietly(paths: Iterable[Path | str]) -> None:
-    with signals_deferred():
+    with held():
         for path in paths:
             with contextlib.suppress(OSError):
                 os.unlink(path)
@@ -245,7 +231,8 @@ def commit(pending: list[tuple[Path, Path]], exclusive: Iterable[Path] = ()) -> 
     exclusive = {Path(p) for p in exclusive}
     for _, target in pending:
         _check_target(target)
-    with signals_deferred():
+    check_signals()  # a swallowed interrupt must never be followed by a commit
+    with held():
         renamed: list[Path] = []
         backups: list[tuple[Path, Path]] = []
         try:

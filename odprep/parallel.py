@@ -3,14 +3,18 @@ most a fixed number of items in flight, so memory stays flat on any dataset size
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import multiprocessing
 import os
-import signal
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar
+
+from odprep.errors import OdprepError
+from odprep.termination import held, worker_setup
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -33,9 +37,9 @@ def keep_freed_memory(limit: int = 64 << 20) -> None:
         pass
 
 
-def _start_worker(initializer: Callable | None, initargs: tuple) -> None:
-    """Ctrl-C is the parent's to handle: it stops the pool and removes partial output."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+def _start_worker(parent_pid: int, initializer: Callable | None, initargs: tuple) -> None:
+    """Signals are the parent's to handle: it stops the pool and removes partial output."""
+    worker_setup(parent_pid)
     if initializer is not None:
         initializer(*initargs)
 
@@ -57,17 +61,28 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int,
     context = multiprocessing.get_context("fork" if fork_available() else "spawn")
     executor: Executor = ProcessPoolExecutor(max_workers=workers, mp_context=context,
                                              initializer=_start_worker,
-                                             initargs=(initializer, initargs))
+                                             initargs=(os.getpid(), initializer, initargs))
     pending: deque = deque()
     limit = workers * in_flight_per_worker
+    finished = False
     try:
         for item in items:
-            pending.append(executor.submit(fn, item))
+            with held():  # submit may fork a worker: a signal there would be swallowed
+                pending.append(executor.submit(fn, item))
             if len(pending) >= limit:
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
+        finished = True
+    except BrokenProcessPool:
+        raise OdprepError("odprep", "a worker process died (the system ended it, often for lack of "
+                          "memory)", "Run with fewer --workers, or on a machine with more memory") from None
     finally:
-        for future in pending:
-            future.cancel()
-        executor.shutdown(wait=True, cancel_futures=True)
+        with held():
+            for future in pending:
+                future.cancel()
+            if not finished:  # an error or an interrupt: stop now rather than finish the chunks
+                for process in list(getattr(executor, "_processes", {}).values()):
+                    with contextlib.suppress(OSError, AttributeError):
+                        process.kill()
+            executor.shutdown(wait=True, cancel_futures=True)

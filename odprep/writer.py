@@ -19,10 +19,12 @@ from pathlib import Path
 
 from odprep.errors import OdprepError
 from odprep.example import EncodedImage, EncodeOptions, encode_record
-from odprep.fileio import commit, os_error, remove_quietly, signals_deferred, temp_path_for
+from odprep.fileio import commit, os_error, remove_quietly, temp_path_for
 from odprep.labelmap import LabelMap
 from odprep.model import ImageRecord
 from odprep.parallel import default_workers, fork_available, keep_freed_memory, ordered_map
+from odprep.termination import check as check_signals
+from odprep.termination import held
 from odprep.tfrecord import copy_range, write_all
 
 
@@ -127,6 +129,7 @@ def write_records(records: Iterable[ImageRecord], output: Path | str, label_map:
                     sink.write(encoded.parts)
                     encoded.parts = None
                 summary.add(encoded)
+                check_signals()
                 if bar is not None:
                     bar.update(1)
         else:
@@ -144,7 +147,7 @@ def write_records(records: Iterable[ImageRecord], output: Path | str, label_map:
     except OSError as exc:
         raise os_error(output, exc, "write the records") from None
     finally:
-        with signals_deferred():
+        with held():
             if bar is not None:
                 bar.close()
             while fds:
@@ -259,6 +262,7 @@ def _write_parallel(records: Iterable[ImageRecord], first_path: Path, label_map:
             finally:
                 os.close(source)
                 result.path.unlink(missing_ok=True)
+            check_signals()
             for item in result.images:
                 summary.add(item)
             if bar is not None:

@@ -84,12 +84,34 @@ def conversion_options(command):
         click.option("--skip-empty", is_flag=True, help="Drop images without objects."),
         click.option("--reencode", is_flag=True,
                      help="Re-encode BMP/GIF/WebP/TIFF images to PNG instead of rejecting them."),
+        click.option("--allow-outside-images-dir", "allow_outside", is_flag=True,
+                     help="Read images named with '..' or absolute paths outside --images-dir."),
+        *_safety_options(),
         click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
     ]
     command = split_options(command)  # listed after the options above
     for option in reversed(options):
         command = option(command)
     return command
+
+
+def with_safety_options(command):
+    for option in reversed(_safety_options()):
+        command = option(command)
+    return command
+
+
+def _safety_options() -> list:
+    """Limits every converter shares."""
+    from odprep.images import DEFAULT_MAX_PIXELS
+
+    return [
+        click.option("--max-pixels", type=click.IntRange(1), default=DEFAULT_MAX_PIXELS,
+                     show_default=True,
+                     help="Refuse images with more pixels than this (decompression bombs)."),
+        click.option("--allow-empty", is_flag=True,
+                     help="Write an empty file when no image is written, instead of failing."),
+    ]
 
 
 def split_options(command):
@@ -158,12 +180,13 @@ def _run_split_conversion(records, output, label_map, num_shards, workers, optio
     return result
 
 
-def _encode_options(skip_invalid, clip_boxes, skip_empty, reencode, include_masks=False,
-                    rounding_px=0.0):
+def _encode_options(skip_invalid, clip_boxes, skip_empty, reencode, max_pixels, allow_empty,
+                    include_masks=False, rounding_px=0.0):
     from odprep.example import EncodeOptions
 
     return EncodeOptions(clip_boxes=clip_boxes, skip_invalid=skip_invalid, skip_empty=skip_empty,
-                         reencode=reencode, include_masks=include_masks, rounding_px=rounding_px)
+                         reencode=reencode, include_masks=include_masks, rounding_px=rounding_px,
+                         max_pixels=max_pixels, allow_empty=allow_empty)
 
 
 @main.command("voc2tfr", context_settings=CONTEXT)
@@ -173,7 +196,7 @@ def _encode_options(skip_invalid, clip_boxes, skip_empty, reencode, include_mask
 @conversion_options
 @library_errors
 def voc2tfr(annotations, images_dir, output, label_map, num_shards, workers, skip_invalid, clip_boxes,
-            skip_empty, reencode, quiet, **split):
+            skip_empty, reencode, allow_outside, max_pixels, allow_empty, quiet, **split):
     """Convert Pascal VOC XML annotations to OD API TFRecords.
 
     \b
@@ -187,11 +210,12 @@ def voc2tfr(annotations, images_dir, output, label_map, num_shards, workers, ski
 
     summary = Summary()
     workers = workers or default_workers()
-    dataset = VocDataset(annotations, images_dir, on_invalid=summary.on_invalid if skip_invalid else None)
+    dataset = VocDataset(annotations, images_dir, on_invalid=summary.on_invalid if skip_invalid else None,
+                         allow_outside=allow_outside)
     built_map = None
     if label_map is None and not skip_invalid:  # a light names-only pass; records stay lazy
         built_map = LabelMap.build(dataset.class_names(workers))
-    options = _encode_options(skip_invalid, clip_boxes, skip_empty, reencode)
+    options = _encode_options(skip_invalid, clip_boxes, skip_empty, reencode, max_pixels, allow_empty)
     _run_conversion(dataset.as_sequence(workers), output, label_map, num_shards, workers, options, quiet,
                     summary, built_map=built_map, total=len(dataset),
                     origin="ids from 1, sorted by name", **split)
@@ -432,7 +456,8 @@ def check_cmd(config, max_examples, as_json):
 @conversion_options
 @library_errors
 def csv2tfr(csv_path, images_dir, columns, normalized, output, label_map, num_shards, workers,
-            skip_invalid, clip_boxes, skip_empty, reencode, quiet, **split):
+            skip_invalid, clip_boxes, skip_empty, reencode, allow_outside, max_pixels, allow_empty, quiet,
+            **split):
     """Convert a CSV of boxes to TFRecords (default columns:
     filename,width,height,class,xmin,ymin,xmax,ymax).
 
@@ -446,8 +471,9 @@ def csv2tfr(csv_path, images_dir, columns, normalized, output, label_map, num_sh
 
     summary = Summary()
     records = read_csv(csv_path, images_dir, columns=parse_column_mapping(columns), normalized=normalized,
-                       on_invalid=summary.on_invalid if skip_invalid else None)
-    options = _encode_options(skip_invalid, clip_boxes, skip_empty, reencode)
+                       on_invalid=summary.on_invalid if skip_invalid else None,
+                       allow_outside=allow_outside)
+    options = _encode_options(skip_invalid, clip_boxes, skip_empty, reencode, max_pixels, allow_empty)
     _run_conversion(records, output, label_map, num_shards, workers, options, quiet, summary, **split)
 
 
@@ -460,7 +486,8 @@ def csv2tfr(csv_path, images_dir, columns, normalized, output, label_map, num_sh
 @conversion_options
 @library_errors
 def coco2tfr(instances, images_dir, include_masks, remap_ids, output, label_map, num_shards, workers,
-             skip_invalid, clip_boxes, skip_empty, reencode, quiet, **split):
+             skip_invalid, clip_boxes, skip_empty, reencode, allow_outside, max_pixels, allow_empty, quiet,
+             **split):
     """Convert COCO instances JSON (boxes, and masks with --include-masks) to TFRecords.
 
     class/label is the COCO category id, as the OD API and Model Garden converters
@@ -477,13 +504,14 @@ def coco2tfr(instances, images_dir, include_masks, remap_ids, output, label_map,
 
     summary = Summary()
     dataset = read_coco(instances, images_dir, remap_ids=remap_ids,
-                        on_invalid=summary.on_invalid if skip_invalid else None)
+                        on_invalid=summary.on_invalid if skip_invalid else None,
+                        allow_outside=allow_outside)
     orphans = dataset.orphan_annotations()
     if orphans:
         summary.warnings.append(f"{instances}: {len(orphans)} annotation(s) reference image ids that are "
                                 f"not in images and are left out (annotation ids {orphans[:5]})")
-    options = _encode_options(skip_invalid, clip_boxes, skip_empty, reencode, include_masks,
-                              rounding_px=1.0)
+    options = _encode_options(skip_invalid, clip_boxes, skip_empty, reencode, max_pixels, allow_empty,
+                              include_masks, rounding_px=1.0)
     _run_conversion(dataset.as_sequence(), output, label_map, num_shards, workers, options, quiet, summary,
                     built_map=dataset.label_map, total=len(dataset),
                     origin="categories renumbered 1..N" if remap_ids else "COCO category ids", **split)
@@ -561,11 +589,12 @@ def inspect_cmd(records, label_map, preview, num, as_json):
 @click.option("--skip-unpaired", is_flag=True,
               help="Skip (and report) images without masks and masks without images.")
 @click.option("--reencode", is_flag=True, help="Store BMP/GIF/WebP/TIFF images as PNG.")
+@with_safety_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @split_options
 @library_errors
 def seg2tfr(images_dir, masks_dir, output, list_file, colormap, num_shards, workers, skip_unpaired,
-            reencode, quiet, **split):
+            reencode, max_pixels, allow_empty, quiet, **split):
     """Convert images + class-index masks to DeepLab-style segmentation TFRecords.
 
     Each image is paired with the mask of the same stem. Palette masks keep their
@@ -584,8 +613,8 @@ def seg2tfr(images_dir, masks_dir, output, list_file, colormap, num_shards, work
     summary = Summary()
     records = read_segmentation(images_dir, masks_dir, list_file,
                                 on_invalid=summary.on_invalid if skip_unpaired else None)
-    options = EncodeOptions(skip_invalid=skip_unpaired, reencode=reencode,
-                            colormap=load_colormap(colormap) if colormap else None)
+    options = EncodeOptions(skip_invalid=skip_unpaired, reencode=reencode, max_pixels=max_pixels,
+                            allow_empty=allow_empty, colormap=load_colormap(colormap) if colormap else None)
     from odprep.labelmap import LabelMap
 
     _run_conversion(records, output, None, num_shards, workers, options, quiet, summary,

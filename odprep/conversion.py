@@ -92,8 +92,11 @@ def convert(records: Iterable[ImageRecord], output: Path | str, *,
     if label_map is None:
         if built_map is None:
             origin = "ids from 1, sorted by name"
-            records = list(records)
-            built_map = LabelMap.build(label for record in records for label in record.labels)
+            if hasattr(records, "class_names"):  # a reader that knows its classes without records
+                built_map = LabelMap.build(records.class_names())
+            else:
+                records = list(records)
+                built_map = LabelMap.build(label for record in records for label in record.labels)
         label_map_out = Path(label_map_out or default_label_map_path(output)) if write_label_map else None
         same_exists = _check_existing_map(label_map_out, built_map) if write_label_map else True
         map_to_use = built_map

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from odprep import images, keys, proto
 from odprep.errors import MissingImage, OdprepError, UnknownClass, object_where
-from odprep.fileio import read_bytes
+from odprep.fileio import inside, read_bytes
 from odprep.labelmap import LabelMap
 from odprep.model import ImageRecord, ObjectAnnotation
 from odprep.tfrecord import frame_parts
@@ -88,6 +88,11 @@ def _read_image(record: ImageRecord, options: EncodeOptions, result: EncodedImag
     source = record.annotation_path
     if record.ref:
         source = f"{source}: {record.ref}"
+    if record.image_root is not None and not inside(record.image_path, record.image_root):
+        _invalid(result, options, OdprepError(
+            source, f"image {record.image_path} lies outside the images folder {record.image_root} "
+            "(a '..' or absolute file name)", "Fix the file name, or pass --allow-outside-images-dir"),
+            "skipped_image")
     try:
         data = read_bytes(record.image_path, "image")
     except OdprepError as error:

@@ -156,12 +156,13 @@ def is_regular_file(path: Path | str) -> bool:
 
 
 def inside(path: Path | str, root: Path | str) -> bool:
-    """True if ``path`` (links resolved) lies within ``root``."""
+    """True if ``path`` lies within ``root`` by name: no '..' or absolute path leads out.
+    Symbolic links inside the folder are the user's own and are followed as they are."""
     try:
-        real, base = os.path.realpath(path), os.path.realpath(root)
+        real, base = os.path.normpath(os.path.abspath(path)), os.path.normpath(os.path.abspath(root))
     except (OSError, ValueError):
         return False
-    return real == base or real.startswith(base.rstrip(os.sep) + os.sep)
+    return real.startswith(base.rstrip(os.sep) + os.sep)
 
 
 def expand_paths(patterns: Iterable[Path | str]) -> list[Path]:

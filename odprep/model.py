@@ -46,6 +46,7 @@ class ImageRecord:
     class_mask_path: Path | None = None  # semantic segmentation mask (seg2tfr)
     notes: tuple[str, ...] = field(default=())  # reader warnings, reported in the summary
     ref: str = ""  # how messages name the image within its annotation file, e.g. "line 12"
+    image_root: Path | None = None  # the image must lie in this folder (None: anywhere)
 
     @property
     def labels(self) -> list[str]:

@@ -210,4 +210,4 @@ def test_annotations_of_unknown_images_are_reported(tmp_path):
 def test_image_without_id_is_bad_input(tmp_path):
     path = write_coco(tmp_path, lambda d: d["images"][0].pop("id"))
     result = run_cli("coco2tfr", path, "--images-dir", SAMPLE / "images", "-o", tmp_path / "out" / "x.record")
-    assert_bad_input(result, "instances.json", "has no id")
+    assert_bad_input(result, "instances.json", "images[0] has id None, not an integer")

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from odprep import keys
 from odprep.errors import OdprepError
+from odprep.fileio import open_text, require_dir
 from odprep.labelmap import LabelMap, LabelMapItem
 from odprep.model import ImageRecord, ObjectAnnotation
 from odprep.readers.common import LazyRecords, OnInvalid, raise_or_skip
@@ -26,45 +28,84 @@ COCO_OBJECT_KEYS = (keys.IS_CROWD, keys.AREA)
 
 def _load(path: Path) -> dict:
     try:
-        with open(path, encoding="utf-8") as handle:
+        with open_text(path, "COCO JSON") as handle:
             data = json.load(handle)
-    except FileNotFoundError:
-        raise OdprepError(path, "file not found", "Check the path") from None
     except json.JSONDecodeError as exc:
         raise OdprepError(path, f"malformed JSON (line {exc.lineno}:{exc.colno}: {exc.msg})",
                           "Fix the file") from None
+    except RecursionError:
+        raise OdprepError(path, "the JSON nests too deeply to be a COCO file", "Fix the file") from None
     if not isinstance(data, dict) or not isinstance(data.get("images"), list) \
             or not isinstance(data.get("categories"), list):
         raise OdprepError(path, "not a COCO instances file (needs 'images' and 'categories' lists)",
                           "Pass an instances_*.json file")
+    annotations = data.get("annotations", [])
+    if not isinstance(annotations, list):
+        raise OdprepError(path, "'annotations' is not a list", "Fix the file")
+    for key, entries in (("images", data["images"]), ("categories", data["categories"]),
+                         ("annotations", annotations)):
+        for position, entry in enumerate(entries):
+            if not isinstance(entry, dict):
+                raise OdprepError(path, f"{key}[{position}] is {type(entry).__name__}, not an object",
+                                  f"Every entry of '{key}' must be a JSON object")
     return data
 
 
-def _label_map(data: dict, path: Path, remap_ids: bool) -> LabelMap:
+def is_id(value: object) -> bool:
+    """A COCO id: an integer (JSON true/false are not ids)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _describe(value: object) -> str:
+    return f"{value!r:.60}" + (" (a string)" if isinstance(value, str) else "")
+
+
+def _unique_ids(entries: list[dict], what: str, path: Path) -> None:
+    seen: set[int] = set()
+    for position, entry in enumerate(entries):
+        value = entry.get("id")
+        if not is_id(value):
+            raise OdprepError(path, f"{what}[{position}] has id {_describe(value)}, not an integer",
+                              f"Give every {what[:-1]} an integer id")
+        if value in seen:
+            raise OdprepError(path, f"{what} id {value} is used twice", f"Give every {what[:-1]} its own id")
+        seen.add(value)
+
+
+def _label_map(data: dict, path: Path, remap_ids: bool, notes: list[str] | None = None) -> LabelMap:
     items: list[LabelMapItem] = []
     seen_names: dict[str, int] = {}
-    categories = sorted(data["categories"], key=lambda c: c.get("id", 0))
+    _unique_ids(data["categories"], "categories", path)
+    used = {a.get("category_id") for a in data.get("annotations", [])}
+    categories = []
+    for category in sorted(data["categories"], key=lambda c: c["id"]):
+        name = category.get("name")
+        if not isinstance(name, str) or not name or "\0" in name:
+            raise OdprepError(path, f"category {category['id']} has name {_describe(name)}",
+                              "Give every category a name")
+        if category["id"] == 0 and name.strip("_").lower() == "background" and 0 not in used:
+            if notes is not None:
+                notes.append(f"{path}: category 0 ({name!r}) is the background and no annotation uses "
+                             "it; left out of the label map")
+            continue
+        categories.append(category)
     for new_id, category in enumerate(categories, start=1):
-        cat_id, name = category.get("id"), category.get("name")
-        if not isinstance(cat_id, int) or not isinstance(name, str) or not name:
-            raise OdprepError(path, f"category {category!r} needs an integer id and a name",
-                              "Fix the categories list")
+        cat_id, name = category["id"], category["name"]
         if name in seen_names:
             raise OdprepError(path, f"categories {seen_names[name]} and {cat_id} share the name {name!r}",
                               "Give every category its own name")
         seen_names[name] = cat_id
-        if cat_id < 1 and not remap_ids:
-            raise OdprepError(path, f"category {cat_id} ({name!r}) has an id below 1; 0 is the OD "
-                              "API's background", "Pass --remap-ids to renumber categories from 1")
+        if not remap_ids and not 1 <= cat_id < 2**31:
+            raise OdprepError(path, f"category {cat_id} ({name!r}) has an id outside 1..2^31-1; 0 is "
+                              "the OD API's background", "Renumber categories from 1 (coco2tfr and "
+                              "make-labelmap take --remap-ids)")
         items.append(LabelMapItem(new_id if remap_ids else cat_id, name))
-    if len({item.id for item in items}) != len(items):
-        raise OdprepError(path, "duplicate category ids", "Give every category its own id")
     return LabelMap(items)
 
 
 def coco_label_map(path: Path | str, remap_ids: bool = False) -> LabelMap:
     """The label map a COCO file defines: its category ids and names."""
-    return _label_map(_load(Path(path)), Path(path), remap_ids)
+    return _label_map(_load(Path(path)), Path(path), remap_ids, [])
 
 
 @dataclass
@@ -76,6 +117,9 @@ class CocoDataset:
     data: dict
     label_map: LabelMap
     on_invalid: OnInvalid | None = None
+    allow_outside: bool = False
+    remap: dict[int, str] | None = None  # category id -> name
+    notes: list[str] = field(default_factory=list)  # reported in the summary
 
     def __len__(self) -> int:
         return len(self.data["images"])
@@ -89,7 +133,7 @@ class CocoDataset:
 
     @functools.cached_property
     def _names(self) -> dict:
-        return {c["id"]: c["name"] for c in self.data["categories"]}
+        return {c["id"]: c["name"] for c in self.data["categories"] if c["name"] in self.label_map}
 
     def record(self, position: int) -> ImageRecord:
         """The record of the image at this position of the images list."""
@@ -110,7 +154,6 @@ class CocoDataset:
         self._by_image, self._names  # noqa: B018 - built once, before workers fork
         return LazyRecords(len(self), self.record)
 
-
     def orphan_annotations(self) -> list[object]:
         """Annotation ids whose image_id is not in images: they cannot be written."""
         known = {image.get("id") for image in self.data["images"]}
@@ -118,12 +161,18 @@ class CocoDataset:
                 for a in annotations]
 
     def _record(self, image: dict, annotations: list[dict], names: dict) -> ImageRecord:
-        if "id" not in image:
-            raise OdprepError(self.path, f"an image entry has no id ({image!r:.80})", "Fix the images list")
+        where = f"image id {image['id']}"
         file_name = image.get("file_name")
-        if not isinstance(file_name, str) or not file_name:
-            raise OdprepError(self.path, f"image id {image.get('id')} has no file_name",
-                              "Fix the images list")
+        if not isinstance(file_name, str) or not file_name.strip() or "\0" in file_name:
+            raise OdprepError(self.path, f"file_name is {_describe(file_name)}", "Fix the images list",
+                              where)
+        size = []
+        for key in ("width", "height"):
+            value = image.get(key)
+            if value is not None and not (is_id(value) or (isinstance(value, float) and value.is_integer())):
+                raise OdprepError(self.path, f"{key} is {_describe(value)}, not a whole number of pixels",
+                                  f"Write {key} as a number, e.g. {key}: 640", where)
+            size.append(int(value) if value is not None and 0 < value < 2**31 else None)
         objects = []
         for annotation in annotations:
             try:
@@ -132,46 +181,56 @@ class CocoDataset:
                 raise_or_skip(self.on_invalid, "skipped_object", error)
         return ImageRecord(
             image_path=self.images_dir / file_name, filename=file_name, source_id=str(image["id"]),
-            annotation_path=str(self.path), width=image.get("width"), height=image.get("height"),
-            objects=tuple(objects), object_keys=COCO_OBJECT_KEYS, ref=f"image id {image['id']}",
+            annotation_path=str(self.path), width=size[0], height=size[1],
+            objects=tuple(objects), object_keys=COCO_OBJECT_KEYS, ref=where,
+            image_root=None if self.allow_outside else self.images_dir,
         )
 
     def _object(self, annotation: dict, file_name: str, names: dict) -> ObjectAnnotation:
         ann_id = annotation.get("id")
         category = annotation.get("category_id")
-        where = f"image {file_name}: annotation id {ann_id}"
-        if category not in names:
-            raise OdprepError(self.path, f"category_id {category} is not in categories",
+        where = f"image {file_name}: annotation id {ann_id!r:.40}"
+        if not is_id(category) or category not in names:
+            raise OdprepError(self.path, f"category_id {_describe(category)} is not in categories",
                               "Add the category or fix the annotation", where)
         label = names[category]
         where = f"{where} ({label})"
         bbox = annotation.get("bbox")
         if not isinstance(bbox, list) or len(bbox) != 4:
-            raise OdprepError(self.path, f"bbox {bbox!r} is not [x, y, width, height]",
+            raise OdprepError(self.path, f"bbox {bbox!r:.80} is not [x, y, width, height]",
                               "Fix the bbox", where)
-        try:
-            x, y, w, h = (float(v) for v in bbox)
-        except (TypeError, ValueError):
-            raise OdprepError(self.path, f"bbox {bbox!r} has a non-numeric value", "Fix the bbox",
-                              where) from None
+        x, y, w, h = (_finite(v, "bbox", self.path, where) for v in bbox)
         if w <= 0 or h <= 0:
             raise OdprepError(self.path, f"bbox width/height must be > 0, got {w:g}x{h:g}",
                               "Fix or remove the annotation (or pass --skip-invalid)", where)
         area = annotation.get("area")
+        if area is not None:
+            area = _finite(area, "area", self.path, where)
+        crowd = annotation.get("iscrowd", 0)
+        if crowd not in (0, 1) or isinstance(crowd, float) and not crowd.is_integer():
+            raise OdprepError(self.path, f"iscrowd is {_describe(crowd)}, expected 0 or 1", "Fix iscrowd",
+                              where)
         return ObjectAnnotation(
-            label=label, xmin=x, ymin=y, xmax=x + w, ymax=y + h,
-            is_crowd=int(bool(annotation.get("iscrowd", 0))),
-            area=float(area) if isinstance(area, int | float) else None,
+            label=label, xmin=x, ymin=y, xmax=x + w, ymax=y + h, is_crowd=int(crowd), area=area,
             segmentation=annotation.get("segmentation"), ref=where,
         )
 
 
+def _finite(value: object, name: str, path: Path, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise OdprepError(path, f"{name} holds {_describe(value)}, not a finite number", f"Fix the {name}",
+                          where)
+    return float(value)
+
+
 def read_coco(instances: Path | str, images_dir: Path | str, remap_ids: bool = False,
-              on_invalid: OnInvalid | None = None) -> CocoDataset:
+              on_invalid: OnInvalid | None = None, allow_outside: bool = False) -> CocoDataset:
     """Load a COCO instances file; iterate ``.records()`` and use ``.label_map``."""
     path = Path(instances)
     data = _load(path)
-    images_dir = Path(images_dir)
-    if not images_dir.is_dir():
-        raise OdprepError(images_dir, "images directory not found", "Check --images-dir")
-    return CocoDataset(path, images_dir, data, _label_map(data, path, remap_ids), on_invalid)
+    images_dir = require_dir(images_dir, "images directory")
+    _unique_ids(data["images"], "images", path)
+    _unique_ids(data.get("annotations", []), "annotations", path)
+    notes: list[str] = []
+    label_map = _label_map(data, path, remap_ids, notes)
+    return CocoDataset(path, images_dir, data, label_map, on_invalid, allow_outside, notes=notes)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from odprep.errors import OdprepError
+from odprep.fileio import is_regular_file, list_files, require_dir
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
@@ -25,14 +27,45 @@ def basename_any_os(path: str) -> str:
     return path.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
 
 
+def finite_number(text: object, name: str, source: object, where: str = "") -> float:
+    """A finite float from annotation text, or an OdprepError naming the field."""
+    try:
+        value = float(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        problem = f"{name} is missing" if text in ("", None) else f"{name} {text!r} is not a number"
+        raise OdprepError(source, problem, f"Fix {name}", where) from None
+    if not math.isfinite(value):
+        raise OdprepError(source, f"{name} {text!r} is not a finite number", f"Fix {name}", where)
+    return value
+
+
+def pixel_size(text: object, name: str, source: object, where: str = "") -> int | None:
+    """An image width/height: a whole number of pixels (0 or empty: unknown, None)."""
+    if text in ("", None):
+        return None
+    value = finite_number(text, name, source, where)
+    if value != int(value) or not 0 <= value < 2**31:
+        raise OdprepError(source, f"{name} {text!r} is not a whole number of pixels", f"Fix {name}", where)
+    return int(value) or None
+
+
+def flag(text: str, name: str, source: object, where: str = "") -> int:
+    """A 0/1 flag written as 0/1, true/false or yes/no (1.0 and 0.0 too); anything else is bad input."""
+    value = text.strip().lower()
+    if value in ("", "0", "0.0", "false", "no"):
+        return 0
+    if value in ("1", "1.0", "true", "yes"):
+        return 1
+    raise OdprepError(source, f"{name} is {text!r}, expected 0 or 1", f"Fix {name}", where)
+
+
 class ImageIndex:
     """The files of an images directory, listed once, for exact and forgiving lookups."""
 
-    def __init__(self, images_dir: Path | str) -> None:
-        self.root = Path(images_dir)
-        if not self.root.is_dir():
-            raise OdprepError(self.root, "images directory not found", "Check --images-dir")
-        names = [entry.name for entry in os.scandir(self.root) if entry.is_file()]
+    def __init__(self, images_dir: Path | str, allow_outside: bool = False) -> None:
+        self.root = require_dir(images_dir, "images directory")
+        self.allow_outside = allow_outside
+        names = list_files(self.root, "images directory")
         self.names = set(names)
         self.by_lower = {}
         self.by_stem = {}
@@ -42,14 +75,19 @@ class ImageIndex:
             if ext.lower() in IMAGE_EXTENSIONS:
                 self.by_stem.setdefault(stem.lower(), name)
 
+    @property
+    def confinement(self) -> Path | None:
+        """The folder images must lie in (``ImageRecord.image_root``), unless allowed outside."""
+        return None if self.allow_outside else self.root
+
     def exact(self, relative: str) -> Path | None:
         """The file at this relative path, if it exists as written."""
-        if not relative:
+        if not relative or "\0" in relative:
             return None
         if "/" not in relative and "\\" not in relative:
             return self.root / relative if relative in self.names else None
         candidate = self.root / relative.replace("\\", "/")
-        return candidate if candidate.is_file() else None
+        return candidate if is_regular_file(candidate) else None
 
     def forgiving(self, *names: str) -> Path | None:
         """First match by case-insensitive name, then by stem with a usual image extension."""

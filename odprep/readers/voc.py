@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-import os
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -11,9 +11,19 @@ from lxml import etree
 
 from odprep import keys
 from odprep.errors import OdprepError, object_where
+from odprep.fileio import is_regular_file, list_files, open_binary, require_dir
 from odprep.model import ImageRecord, ObjectAnnotation
 from odprep.parallel import ordered_map
-from odprep.readers.common import ImageIndex, LazyRecords, OnInvalid, basename_any_os, raise_or_skip
+from odprep.readers.common import (
+    ImageIndex,
+    LazyRecords,
+    OnInvalid,
+    basename_any_os,
+    finite_number,
+    flag,
+    pixel_size,
+    raise_or_skip,
+)
 
 VOC_OBJECT_KEYS = (keys.DIFFICULT, keys.TRUNCATED, keys.VIEW)
 
@@ -21,31 +31,43 @@ VOC_OBJECT_KEYS = (keys.DIFFICULT, keys.TRUNCATED, keys.VIEW)
 def list_voc_annotations(annotations: Path | str) -> list[Path]:
     """The XML files of a directory (or the one file given), sorted by name."""
     annotations = Path(annotations)
-    if annotations.is_file():
+    if is_regular_file(annotations):
         return [annotations]
-    if not annotations.is_dir():
-        raise OdprepError(annotations, "annotations directory not found", "Check the path")
-    names = sorted(entry.name for entry in os.scandir(annotations)
-                   if entry.name.lower().endswith(".xml") and entry.is_file())
-    files = [annotations / name for name in names]
-    if not files:
+    require_dir(annotations, "annotations directory")
+    names = sorted(name for name in list_files(annotations, "annotations directory")
+                   if name.lower().endswith(".xml"))
+    if not names:
         raise OdprepError(annotations, "no annotations found (no .xml files)",
                           "Point to the folder holding the VOC XML files (often Annotations/)")
-    return files
+    return [annotations / name for name in names]
 
 
-def _parse_xml(path: Path) -> etree._Element:
+def _top_level(path: Path) -> Iterator[etree._Element]:
+    """The children of <annotation>, one at a time, each freed once the caller is done with
+    it, so a huge file never becomes one huge tree. Entities are never resolved."""
     try:
-        root = etree.parse(str(path)).getroot()
+        with open_binary(path, "annotation") as handle:
+            events = etree.iterparse(handle, events=("start", "end"), resolve_entities=False,
+                                     no_network=True, remove_comments=True, remove_pis=True)
+            depth = 0
+            for event, element in events:
+                if event == "start":
+                    depth += 1
+                    if depth == 1 and element.tag != "annotation":
+                        raise OdprepError(path, f"root element is <{element.tag}>, not <annotation>",
+                                          "This is not a Pascal VOC annotation")
+                    continue
+                depth -= 1
+                if depth == 1:
+                    yield element
+                    element.clear(keep_tail=False)
+                    while element.getprevious() is not None:
+                        del element.getparent()[0]
     except etree.XMLSyntaxError as exc:
-        raise OdprepError(path, f"malformed XML ({exc.msg}, line {exc.lineno})",
+        raise OdprepError(path, f"malformed XML ({exc.msg or 'unknown error'}, line {exc.lineno})",
                           "Fix the file or remove it") from None
-    except OSError as exc:
-        raise OdprepError(path, f"cannot read the file ({exc})", "Check the file") from None
-    if root.tag != "annotation":
-        raise OdprepError(path, f"root element is <{root.tag}>, not <annotation>",
-                          "This is not a Pascal VOC annotation")
-    return root
+    except MemoryError:
+        raise OdprepError(path, "the XML does not fit in memory", "Split the file") from None
 
 
 def _children(element) -> dict[str, str | etree._Element]:
@@ -65,70 +87,39 @@ def _text(fields: dict, tag: str) -> str:
 
 def _number(fields: dict, tag: str, path: Path, where: str = "") -> float | None:
     text = _text(fields, tag)
-    if not text:
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        raise OdprepError(path, f"<{tag}> is {text!r}, not a number", f"Fix <{tag}>", where) from None
+    return finite_number(text, f"<{tag}>", path, where) if text else None
 
 
-def _flag(fields: dict, tag: str, path: Path, where: str) -> int:
-    text = _text(fields, tag).lower()
-    if text in ("", "0", "false", "no"):
-        return 0
-    if text in ("1", "true", "yes"):
-        return 1
-    try:
-        return int(float(text))
-    except ValueError:
-        raise OdprepError(path, f"<{tag}> is {text!r}, expected 0 or 1", f"Fix <{tag}>", where) from None
-
-
-def _image_size(fields: dict, path: Path) -> tuple[int | None, int | None]:
-    size = fields.get("size")
+def _image_size(size, path: Path) -> tuple[int | None, int | None]:
     if not isinstance(size, etree._Element):
         return None, None
     size_fields = _children(size)
-    values = []
-    for tag in ("width", "height"):
-        value = _number(size_fields, tag, path)
-        if value is not None and (value < 0 or value != int(value)):
-            raise OdprepError(path, f"<size><{tag}> {value:g} is not a whole number of pixels",
-                              f"Fix <{tag}>")
-        values.append(int(value) if value else None)
-    return values[0], values[1]
+    return tuple(pixel_size(_text(size_fields, tag), f"<size><{tag}>", path)  # type: ignore[return-value]
+                 for tag in ("width", "height"))
 
 
-def _objects(root, path: Path, on_invalid: OnInvalid | None) -> tuple[ObjectAnnotation, ...]:
-    objects = []
-    for index, element in enumerate(root.iterchildren("object"), start=1):
-        fields = _children(element)
-        label = _text(fields, "name")
-        where = object_where(index, label or "no name")
-        try:
-            if not label:
-                raise OdprepError(path, "<object> has no <name>", "Add the class name", where)
-            box = fields.get("bndbox")
-            if not isinstance(box, etree._Element):
-                raise OdprepError(path, "<object> has no <bndbox>", "Add the box or remove the object",
-                                  where)
-            box_fields = _children(box)
-            coords = {}
-            for tag in ("xmin", "ymin", "xmax", "ymax"):
-                value = _number(box_fields, tag, path, where)
-                if value is None:
-                    raise OdprepError(path, f"<bndbox> has no <{tag}>", f"Add <{tag}>", where)
-                coords[tag] = value
-            objects.append(ObjectAnnotation(
-                label=label, **coords,
-                difficult=_flag(fields, "difficult", path, where),
-                truncated=_flag(fields, "truncated", path, where),
-                view=_text(fields, "pose"), ref=where,
-            ))
-        except OdprepError as error:
-            raise_or_skip(on_invalid, "skipped_object", error)
-    return tuple(objects)
+def _object(element, index: int, path: Path) -> ObjectAnnotation:
+    fields = _children(element)
+    label = _text(fields, "name")
+    where = object_where(index, label or "no name")
+    if not label:
+        raise OdprepError(path, "<object> has no <name>", "Add the class name", where)
+    box = fields.get("bndbox")
+    if not isinstance(box, etree._Element):
+        raise OdprepError(path, "<object> has no <bndbox>", "Add the box or remove the object", where)
+    box_fields = _children(box)
+    coords = {}
+    for tag in ("xmin", "ymin", "xmax", "ymax"):
+        value = _number(box_fields, tag, path, where)
+        if value is None:
+            raise OdprepError(path, f"<bndbox> has no <{tag}>", f"Add <{tag}>", where)
+        coords[tag] = value
+    return ObjectAnnotation(
+        label=sys.intern(label), **coords,
+        difficult=flag(_text(fields, "difficult"), "<difficult>", path, where),
+        truncated=flag(_text(fields, "truncated"), "<truncated>", path, where),
+        view=sys.intern(_text(fields, "pose")), ref=where,
+    )
 
 
 def _resolve_image(fields: dict, path: Path, index: ImageIndex) -> tuple[Path | None, list[str]]:
@@ -147,10 +138,22 @@ def _resolve_image(fields: dict, path: Path, index: ImageIndex) -> tuple[Path | 
 def parse_voc_file(path: Path, index: ImageIndex | None,
                    on_invalid: OnInvalid | None = None) -> ImageRecord:
     """One VOC XML file as a record; the image is looked up in ``index``."""
-    root = _parse_xml(path)
-    fields = _children(root)
-    width, height = _image_size(fields, path)
-    objects = _objects(root, path, on_invalid)
+    fields: dict = {}
+    objects = []
+    count = 0
+    for element in _top_level(path):
+        tag = element.tag
+        if tag == "object":
+            count += 1
+            try:
+                objects.append(_object(element, count, path))
+            except OdprepError as error:
+                raise_or_skip(on_invalid, "skipped_object", error)
+        elif isinstance(tag, str) and tag not in fields and tag in ("filename", "path", "size"):
+            fields[tag] = element if tag == "size" else (element.text or "").strip()
+            if tag == "size":
+                fields["size"] = _image_size(element, path)
+    width, height = fields.get("size", (None, None))
     notes: list[str] = []
     filename = _text(fields, "filename") or path.stem
     image_path = Path(filename)
@@ -158,10 +161,14 @@ def parse_voc_file(path: Path, index: ImageIndex | None,
         found, notes = _resolve_image(fields, path, index)
         image_path = found if found is not None else index.root / basename_any_os(filename)
         if found is not None:
-            filename = found.relative_to(index.root).as_posix()
+            try:
+                filename = found.relative_to(index.root).as_posix()
+            except ValueError:  # an absolute <filename>: refused when the image is read
+                filename = found.as_posix()
     return ImageRecord(
         image_path=image_path, filename=filename, source_id=filename, annotation_path=str(path),
-        width=width, height=height, objects=objects, object_keys=VOC_OBJECT_KEYS, notes=tuple(notes),
+        width=width, height=height, objects=tuple(objects), object_keys=VOC_OBJECT_KEYS,
+        notes=tuple(notes), image_root=index.confinement if index is not None else None,
     )
 
 
@@ -170,8 +177,8 @@ class VocDataset:
     sequence (forked writer workers then parse their own files), and the class names."""
 
     def __init__(self, annotations: Path | str, images_dir: Path | str,
-                 on_invalid: OnInvalid | None = None) -> None:
-        self.index = ImageIndex(images_dir)
+                 on_invalid: OnInvalid | None = None, allow_outside: bool = False) -> None:
+        self.index = ImageIndex(images_dir, allow_outside)
         self.paths = list_voc_annotations(annotations)
         self.on_invalid = on_invalid
 
@@ -253,14 +260,17 @@ def _parse_chunk(paths: list[Path]) -> list[tuple[ImageRecord | None, list]]:
 def _names_in_files(paths: list[Path]) -> list[str]:
     names: list[str] = []
     for path in paths:
-        root = _parse_xml(path)
-        for index, element in enumerate(root.iterchildren("object"), start=1):
+        count = 0
+        for element in _top_level(path):
+            if element.tag != "object":
+                continue
+            count += 1
             name = element.find("name")
             label = (name.text or "").strip() if name is not None else ""
             if not label:
                 raise OdprepError(path, "<object> has no <name>", "Add the class name",
-                                  object_where(index, "no name"))
-            names.append(label)
+                                  object_where(count, "no name"))
+            names.append(sys.intern(label))
     return names
 
 

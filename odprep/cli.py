@@ -229,8 +229,9 @@ def voc2tfr(annotations, images_dir, output, label_map, num_shards, workers, ski
               show_default=True, help="Id order of the classes.")
 @click.option("--merge", "merge_with", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Keep the ids of this existing map; new classes follow its highest id.")
+@click.option("--remap-ids", is_flag=True, help="COCO: renumber categories 1..N (in id order).")
 @library_errors
-def make_labelmap(sources, output, order, merge_with):
+def make_labelmap(sources, output, order, merge_with, remap_ids):
     """Build label_map.pbtxt from annotations (ids from 1; 0 is background).
 
     SOURCE is a VOC annotations folder, a CSV, a COCO instances JSON, or a text
@@ -247,7 +248,7 @@ def make_labelmap(sources, output, order, merge_with):
     names: list[str] = []
     coco_pairs: list[tuple[int, str]] = []
     for source in sources:
-        found = class_names_from(source)
+        found = class_names_from(source, remap_ids=remap_ids)
         if isinstance(found, LabelMap):
             coco_pairs += [(item.id, item.name) for item in found.items]
         else:
@@ -331,16 +332,17 @@ def _patch(text, source, train_inputs, eval_inputs, eval_index, label_map, num_c
 def _write_config(original: str, patched: str, output: Path | None, in_place: Path | None) -> None:
     import difflib
 
-    from odprep.fileio import write_text_atomic
+    from odprep.fileio import replace_in_place, write_text_atomic
 
+    backup = ""
     if in_place is not None:
-        write_text_atomic(in_place.with_name(in_place.name + ".bak"), original)
+        backup = f" (backup: {replace_in_place(in_place, original, patched)})"
         output = in_place
-    write_text_atomic(output, patched)
+    else:
+        write_text_atomic(output, patched)
     changed = sum(1 for line in difflib.unified_diff(original.splitlines(), patched.splitlines(),
                                                      lineterm="", n=0)
                   if line[:1] in "+-" and not line.startswith(("+++", "---")))
-    backup = f" (backup: {in_place}.bak)" if in_place is not None else ""
     click.echo(f"config written: {output}{backup}; {changed} line(s) changed")
     _report_unset(patched, str(output))
 
@@ -506,6 +508,7 @@ def coco2tfr(instances, images_dir, include_masks, remap_ids, output, label_map,
     dataset = read_coco(instances, images_dir, remap_ids=remap_ids,
                         on_invalid=summary.on_invalid if skip_invalid else None,
                         allow_outside=allow_outside)
+    summary.warnings += dataset.notes
     orphans = dataset.orphan_annotations()
     if orphans:
         summary.warnings.append(f"{instances}: {len(orphans)} annotation(s) reference image ids that are "
@@ -526,8 +529,10 @@ def coco2tfr(instances, images_dir, include_masks, remap_ids, output, label_map,
 @click.option("--max-examples", default=5, show_default=True, type=click.IntRange(1),
               help="Occurrences shown per kind of finding.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--max-pixels", type=click.IntRange(1), default=None,
+              help="Images over this many pixels are findings (default: 178956970).")
 @library_errors
-def validate_cmd(records, label_map, strict, decode, max_examples, as_json):
+def validate_cmd(records, label_map, strict, decode, max_examples, as_json, max_pixels):
     """Find what would break training in TFRecord files: framing and CRCs, keys,
     types, list lengths, boxes, labels, images and masks. No TensorFlow needed.
 
@@ -541,7 +546,10 @@ def validate_cmd(records, label_map, strict, decode, max_examples, as_json):
     from odprep.validation import validate
 
     loaded = LabelMap.load(label_map) if label_map else None
-    report = validate(records, label_map=loaded, decode=decode, max_examples=max_examples)
+    from odprep.images import DEFAULT_MAX_PIXELS
+
+    report = validate(records, label_map=loaded, decode=decode, max_examples=max_examples,
+                      max_pixels=max_pixels or DEFAULT_MAX_PIXELS)
     click.echo(report.to_json(files=[str(r) for r in records]) if as_json else report.render())
     sys.exit(report.exit_code(strict))
 
@@ -555,8 +563,10 @@ def validate_cmd(records, label_map, strict, decode, max_examples, as_json):
 @click.option("--num", default=16, show_default=True, type=click.IntRange(1),
               help="Images to draw (stratified so rare classes appear).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--max-pixels", type=click.IntRange(1), default=None,
+              help="Refuse to draw images over this many pixels (default: 178956970).")
 @library_errors
-def inspect_cmd(records, label_map, preview, num, as_json):
+def inspect_cmd(records, label_map, preview, num, as_json, max_pixels):
     """Show what is in TFRecord files: classes, imbalance, boxes, sizes, duplicates.
 
     \b
@@ -569,9 +579,10 @@ def inspect_cmd(records, label_map, preview, num, as_json):
     stats = inspect_records(records, LabelMap.load(label_map) if label_map else None)
     click.echo(to_json(stats) if as_json else render(stats))
     if preview is not None:
+        from odprep.images import DEFAULT_MAX_PIXELS
         from odprep.preview import write_preview
 
-        pictures = write_preview(stats, preview, num)
+        pictures = write_preview(stats, preview, num, max_pixels or DEFAULT_MAX_PIXELS)
         click.echo(f"preview: {len(pictures)} image(s) and {preview / 'index.html'}", err=as_json)
 
 

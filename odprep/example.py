@@ -201,7 +201,7 @@ def _encode(record: ImageRecord, label_map: LabelMap, options: EncodeOptions,
         raise _Skip
     data, fmt, width, height = _read_image(record, options, result)
 
-    kept: list[tuple[ObjectAnnotation, tuple[float, float, float, float], int]] = []
+    kept: list[tuple[ObjectAnnotation, tuple[float, float, float, float], int, bytes | None]] = []
     for index, obj in enumerate(record.objects, start=1):
         where = obj.ref or object_where(index, obj.label)
         label_id = label_map.id_of(obj.label)
@@ -211,15 +211,21 @@ def _encode(record: ImageRecord, label_map: LabelMap, options: EncodeOptions,
                 "Add it to the label map, or fix the class name", where), "skipped_object")
             continue
         box = _checked_box(obj, where, record, width, height, options, result)
-        if box is not None:
-            kept.append((obj, box, label_id))
+        if box is None:
+            continue
+        mask = None
+        if options.include_masks:
+            mask = _mask(obj, where, record, width, height, options, result)
+            if mask is None:
+                continue
+        kept.append((obj, box, label_id, mask))
     if record.objects and not kept:
         # Writing it as a negative would teach "background" where objects are.
         result.events.append(Event("skipped_image", f"{source}: every object was skipped; the image "
                                    "is left out rather than written as a negative"))
         raise _Skip
 
-    masks = _masks(record, kept, width, height, options, result) if options.include_masks else None
+    masks = [mask for *_, mask in kept] if options.include_masks else None
     sha256 = hashlib.sha256(data).hexdigest()
     features = proto.Features()
     feature = features.feature
@@ -243,7 +249,7 @@ def _encode(record: ImageRecord, label_map: LabelMap, options: EncodeOptions,
     result.parts = frame_parts(proto.example_parts(features, keys.IMAGE_ENCODED, data))
     result.record_size = sum(len(part) for part in result.parts)
     result.sha256 = sha256
-    result.labels = tuple(obj.label for obj, _, _ in kept)
+    result.labels = tuple(obj.label for obj, *_ in kept)
     result.image_bytes = len(data)
     result.has_masks = masks is not None and bool(kept)
     result.segmentation = record.class_mask_path is not None
@@ -253,7 +259,7 @@ def _encode(record: ImageRecord, label_map: LabelMap, options: EncodeOptions,
 def _add_objects(feature, record: ImageRecord, kept, width: int, height: int, masks) -> None:
     columns: dict[str, list] = {key: [] for key in (*keys.BBOX_KEYS, keys.CLASS_TEXT, keys.CLASS_LABEL,
                                                     *record.object_keys)}
-    for obj, (xmin, ymin, xmax, ymax), label_id in kept:
+    for obj, (xmin, ymin, xmax, ymax), label_id, _ in kept:
         columns[keys.BBOX_XMIN].append(xmin / width)
         columns[keys.BBOX_XMAX].append(xmax / width)
         columns[keys.BBOX_YMIN].append(ymin / height)
@@ -285,17 +291,18 @@ def _object_value(obj: ObjectAnnotation, key: str, xmin, ymin, xmax, ymax):
     raise KeyError(key)
 
 
-def _masks(record: ImageRecord, kept, width: int, height: int, options: EncodeOptions,
-           result: EncodedImage) -> list[bytes]:
+def _mask(obj: ObjectAnnotation, where: str, record: ImageRecord, width: int, height: int,
+          options: EncodeOptions, result: EncodedImage) -> bytes | None:
+    """The object's PNG mask, or None when the object is skipped (--skip-invalid)."""
     from odprep.masks import segmentation_to_png
 
-    pngs = []
-    for index, (obj, _, _) in enumerate(kept, start=1):
-        where = obj.ref or object_where(index, obj.label)
-        try:
-            pngs.append(segmentation_to_png(obj.segmentation, height, width))
-        except ValueError as exc:
-            error = OdprepError(record.annotation_path, f"cannot rasterise the mask: {exc}",
-                                "Fix the segmentation, or convert without --include-masks", where)
-            raise error from None
-    return pngs
+    notes: list[str] = []
+    try:
+        png = segmentation_to_png(obj.segmentation, height, width, notes)
+    except ValueError as exc:
+        _invalid(result, options, OdprepError(record.annotation_path, f"cannot rasterise the mask: {exc}",
+                                              "Fix the segmentation, or convert without --include-masks",
+                                              where), "skipped_object")
+        return None
+    result.events += [Event("warning", f"{record.annotation_path}: {where}: {note}") for note in notes]
+    return png

@@ -79,8 +79,6 @@ def inspect_records(paths: Iterable[Path | str], label_map: LabelMap | None = No
     stats = DatasetStats()
     seen: set[bytes] = set()
     for path in expand_paths(paths):
-        if not path.is_file():
-            raise OdprepError(path, "file not found", "Check the path")
         for raw in read_records(path):
             feature = parse_example(raw.data, path, raw.index).features.feature
             width, height = _first(feature, keys.IMAGE_WIDTH, 0), _first(feature, keys.IMAGE_HEIGHT, 0)

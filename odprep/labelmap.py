@@ -20,6 +20,23 @@ _ITEM_FIELDS = {"name", "id", "display_name", "keypoints", "ancestor_ids", "desc
                 "frequency", "instance_count"}
 
 
+def _integer(field: prototext.Field, fail) -> int:
+    """An int32 id as protobuf's text parser reads it: unquoted, decimal/hex/octal, < 2^31."""
+    from odprep.pipeline_config import proto_int
+
+    value = field.value
+    if not isinstance(value, prototext.Scalar) or value.is_string:
+        raise fail(field.start, "id must be a number, not a string or a block (the OD API's parser "
+                   "refuses it)", "Write id: 1")
+    number = proto_int(value.text)
+    if number is None:
+        raise fail(field.start, f"id {prototext.shown(value.text)} is not an integer", "Use whole numbers")
+    if not -(2**31) <= number < 2**31:
+        raise fail(field.start, f"id {number} does not fit in 32 bits (the OD API's parser refuses it)",
+                   "Use ids from 1 to 2147483647")
+    return number
+
+
 @dataclass(frozen=True, slots=True)
 class LabelMapItem:
     id: int
@@ -73,39 +90,40 @@ class LabelMap:
         seen_names: dict[str, int] = {}
         for fld in root.fields:
             if fld.name != "item" or not isinstance(fld.value, prototext.Message):
-                raise fail(fld.start, f"unexpected top-level field {fld.name!r}: this is not a label map",
-                           not_a_map)
+                raise fail(fld.start, f"unexpected top-level field {prototext.shown(fld.name)}: this is "
+                           "not a label map", not_a_map)
             block = fld.value
             for sub in block.fields:
                 if sub.name not in _ITEM_FIELDS:
-                    raise fail(sub.start, f"unknown item field {sub.name!r}",
+                    raise fail(sub.start, f"unknown item field {prototext.shown(sub.name)}",
                                "Use name, id and display_name")
-            raw_id = block.scalar("id")
-            name = block.scalar("name")
-            display = block.scalar("display_name")
-            if raw_id is None:
+            id_field = block.first("id")
+            if id_field is None:
                 raise fail(fld.start, "item has no id", "Give every item an id from 1")
-            try:
-                item_id = int(raw_id, 0)
-            except ValueError:
-                raise fail(fld.start, f"id {raw_id!r} is not an integer", "Use whole numbers") from None
-            if name is None:
-                name = display
+            item_id = _integer(id_field, fail)
+            names = {}
+            for key in ("name", "display_name"):
+                found = block.first(key)
+                if found is not None:
+                    if not isinstance(found.value, prototext.Scalar) or not found.value.is_string:
+                        raise fail(found.start, f"{key} must be a quoted string (the OD API's parser "
+                                   "refuses it unquoted)", f'Write {key}: "..."')
+                    names[key] = found.value.text
+            name = names.get("name") or names.get("display_name")
             if not name:
                 raise fail(fld.start, f"item {item_id} has no name", "Give every item a name")
             if item_id < 0 or (item_id == 0 and name.lower() != "background"):
-                raise fail(fld.start, f"id {item_id} ({name!r}) is reserved for background",
+                raise fail(id_field.start, f"id {item_id} ({name!r}) is reserved for background",
                            "Number classes from 1")
             if item_id in seen_ids:
-                raise fail(fld.start, f"duplicate id {item_id} (first on line {seen_ids[item_id]})",
+                raise fail(id_field.start, f"duplicate id {item_id} (first on line {seen_ids[item_id]})",
                            "Give every class its own id")
             if name in seen_names:
                 raise fail(fld.start, f"duplicate name {name!r} (first on line {seen_names[name]})",
                            "List every class once")
-            line, _ = prototext.line_col(text, fld.start)
-            seen_ids[item_id] = line
-            seen_names[name] = line
-            items.append(LabelMapItem(item_id, name, display))
+            seen_ids[item_id] = prototext.line_col(text, id_field.start)[0]
+            seen_names[name] = prototext.line_col(text, fld.start)[0]
+            items.append(LabelMapItem(item_id, name, names.get("display_name")))
         return cls(items, source)
 
     # --- queries ------------------------------------------------------------------------------

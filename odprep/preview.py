@@ -7,13 +7,13 @@ from __future__ import annotations
 import colorsys
 import hashlib
 import html
-import io
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from odprep import keys, proto
+from odprep import images, keys, proto
 from odprep.errors import OdprepError
+from odprep.fileio import atomic_write, os_error, write_text_atomic
 from odprep.inspection import DatasetStats
 from odprep.tfrecord import read_records
 
@@ -54,10 +54,15 @@ def _font(size: int):
         return ImageFont.load_default()
 
 
-def draw_example(data: bytes) -> tuple[Image.Image, list[str]]:
-    """The image with its boxes, class names and masks drawn; and its class names."""
-    feature = proto.Example.FromString(data).features.feature
-    image = Image.open(io.BytesIO(feature[keys.IMAGE_ENCODED].bytes_list.value[0])).convert("RGB")
+def draw_example(data: bytes, max_pixels: int = images.DEFAULT_MAX_PIXELS) -> tuple[Image.Image, list[str]]:
+    """The image with its boxes, class names and masks drawn; and its class names.
+    Raises ValueError when the image cannot be drawn."""
+    example = proto.parse_example(data)
+    if example is None or keys.IMAGE_ENCODED not in example.features.feature:
+        raise ValueError("not an Example with image/encoded")
+    feature = example.features.feature
+    with images.open_checked(feature[keys.IMAGE_ENCODED].bytes_list.value[0], max_pixels) as opened:
+        image = opened.convert("RGB")
     width, height = image.size
     texts = [t.decode("utf-8", "replace") for t in feature[keys.CLASS_TEXT].bytes_list.value] \
         if keys.CLASS_TEXT in feature else []
@@ -68,7 +73,8 @@ def draw_example(data: bytes) -> tuple[Image.Image, list[str]]:
         if keys.CLASS_LABEL in feature else []
     masks = list(feature[keys.MASK].bytes_list.value) if keys.MASK in feature else []
     for png, name in zip(masks, texts, strict=False):
-        mask = Image.open(io.BytesIO(png)).convert("L").point(lambda v: 110 if v else 0)
+        with images.open_checked(png, max_pixels) as opened:
+            mask = opened.convert("L").point(lambda v: 110 if v else 0)
         if mask.size == image.size:
             image.paste(Image.new("RGB", image.size, class_colour(name)), mask=mask)
     pen = ImageDraw.Draw(image)
@@ -84,10 +90,14 @@ def draw_example(data: bytes) -> tuple[Image.Image, list[str]]:
     return image, texts
 
 
-def write_preview(stats: DatasetStats, folder: Path | str, count: int = 16) -> list[Path]:
+def write_preview(stats: DatasetStats, folder: Path | str, count: int = 16,
+                  max_pixels: int = images.DEFAULT_MAX_PIXELS) -> list[Path]:
     """Draw ``count`` stratified images into folder, with index.html; returns the PNGs."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise os_error(folder, exc, "create the preview folder") from None
     picks = stratified_pick(stats.index, count)
     wanted: dict[Path, dict[int, int]] = {}
     for order, position in enumerate(picks):
@@ -98,13 +108,14 @@ def write_preview(stats: DatasetStats, folder: Path | str, count: int = 16) -> l
         for raw in read_records(path):
             if raw.index in indices:
                 try:
-                    image, names = draw_example(raw.data)
+                    image, names = draw_example(raw.data, max_pixels)
                 except (OSError, ValueError, SyntaxError) as exc:
                     raise OdprepError(path, f"record {raw.index}: the image cannot be drawn ({exc})",
                                       "Run odprep validate --decode on the file") from None
                 order = indices[raw.index]
                 target = folder / f"{order:03d}.png"
-                image.save(target)
+                with atomic_write(target, "wb") as handle:
+                    image.save(handle, format="PNG")
                 written[order] = (target, names)
     rows = "".join(f"<tr><td style='color:rgb{class_colour(n)}'>&#9632;</td><td>{html.escape(n)}</td>"
                    f"<td>{stats.class_objects[n]}</td><td>{stats.class_images[n]}</td></tr>"
@@ -112,10 +123,11 @@ def write_preview(stats: DatasetStats, folder: Path | str, count: int = 16) -> l
     cards = "".join(f"<figure><img src='{p.name}' height='200'><figcaption>"
                     f"{html.escape(', '.join(sorted(set(names))) or 'no objects')}</figcaption></figure>"
                     for p, names in (written[k] for k in sorted(written)))
-    (folder / "index.html").write_text(
+    write_text_atomic(
+        folder / "index.html",
         "<!doctype html><meta charset='utf-8'><title>odprep preview</title>"
         "<style>body{font-family:sans-serif}figure{display:inline-block;margin:6px}</style>"
         f"<h1>odprep preview</h1><p>{stats.images} images, {stats.objects} objects</p>"
         f"<table><tr><th></th><th>class</th><th>objects</th><th>images</th></tr>{rows}</table>"
-        f"<div>{cards}</div>", encoding="utf-8")
+        f"<div>{cards}</div>")
     return [written[k][0] for k in sorted(written)]

@@ -15,7 +15,7 @@ _TOKEN = re.compile(
     r"""
     (?P<ws>[ \t\r\n\f\v\ufeff]+)
   | (?P<comment>\#[^\n]*)
-  | (?P<string>"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')
+  | (?P<string>"[^"\\\n]*(?:\\.[^"\\\n]*)*"|'[^'\\\n]*(?:\\.[^'\\\n]*)*')
   | (?P<number>[-+]?(?:0[xX][0-9a-fA-F]+|(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)[fF]?)
   | (?P<ident>[-]?[A-Za-z_][A-Za-z0-9_.]*)
   | (?P<punct>[{}<>\[\]:,;])
@@ -23,6 +23,12 @@ _TOKEN = re.compile(
     re.VERBOSE,
 )
 _CURLY_QUOTES = "\u201c\u201d\u2018\u2019"
+MAX_DEPTH = 100  # protobuf's own parsers stop at 100 nested messages
+
+
+def shown(text: str, limit: int = 60) -> str:
+    """A token as messages show it: quoted, and cut short when long."""
+    return repr(text if len(text) <= limit else text[:limit] + "...")
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "a": "\a", "b": "\b", "f": "\f", "v": "\v",
             "\\": "\\", "'": "'", '"': '"', "?": "?"}
 
@@ -179,7 +185,10 @@ class _Parser:
         self.i += 1
         return tok
 
-    def parse_message(self, closing: str | None, open_at: int) -> Message:
+    def parse_message(self, closing: str | None, open_at: int, depth: int = 0) -> Message:
+        if depth > MAX_DEPTH:
+            raise self.error(open_at, f"blocks nest deeper than {MAX_DEPTH} levels",
+                             "This is not a real config or label map")
         msg = Message(open=open_at)
         while True:
             tok = self.peek()
@@ -192,30 +201,33 @@ class _Parser:
                 self.take()
                 msg.close = tok.start
                 return msg
-            msg.fields.append(self.parse_field())
+            msg.fields.append(self.parse_field(depth))
 
-    def parse_field(self) -> Field:
+    def parse_field(self, depth: int = 0) -> Field:
         name_tok = self.take()
         if name_tok.kind != "ident" and not (name_tok.kind == "punct" and name_tok.text == "["):
-            raise self.error(name_tok.start, f"expected a field name, found {name_tok.text!r}")
+            raise self.error(name_tok.start, f"expected a field name, found {shown(name_tok.text)}")
         name = name_tok.text
         if name_tok.text == "[":  # extension or Any type URL: [a.b.c]
             parts = []
-            while (tok := self.take()).text != "]":
-                parts.append(tok.text)
+            while (tok := self.peek()) is not None and tok.text != "]":
+                parts.append(self.take().text)
+            if tok is None:
+                raise self.error(name_tok.start, "'[' is never closed", "Add the missing ']'")
+            self.take()
             name = "[" + "".join(parts) + "]"
         tok = self.peek()
         if tok is None:
-            raise self.error(name_tok.start, f"field {name!r} has no value")
+            raise self.error(name_tok.start, f"field {shown(name)} has no value")
         colon = tok.kind == "punct" and tok.text == ":"
         if colon:
             self.take()
             tok = self.peek()
             if tok is None:
-                raise self.error(name_tok.start, f"field {name!r} has no value")
+                raise self.error(name_tok.start, f"field {shown(name)} has no value")
         if tok.kind == "punct" and tok.text in "{<":
             self.take()
-            value = self.parse_message("}" if tok.text == "{" else ">", tok.start)
+            value = self.parse_message("}" if tok.text == "{" else ">", tok.start, depth + 1)
             end = value.close + 1
         elif colon and tok.kind == "punct" and tok.text == "[":
             value, end = self.parse_list()
@@ -223,7 +235,7 @@ class _Parser:
             value = self.parse_scalar()
             end = value.end
         else:
-            raise self.error(tok.start, f"expected ':' or '{{' after {name!r}")
+            raise self.error(tok.start, f"expected ':' or '{{' after {shown(name)}")
         after = self.peek()
         if after is not None and after.kind == "punct" and after.text in ",;":
             self.take()
@@ -258,7 +270,7 @@ class _Parser:
             return Scalar(tok, tok.start, parts[-1].end, text)
         if tok.kind in ("number", "ident"):
             return Scalar(tok, tok.start, tok.end, tok.text)
-        raise self.error(tok.start, f"expected a value, found {tok.text!r}")
+        raise self.error(tok.start, f"expected a value, found {shown(tok.text)}")
 
 
 def parse(text: str, source: str = "") -> Message:

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image
 
 from odprep import keys
 from odprep.errors import OdprepError
-from odprep.images import encode_png
+from odprep.fileio import read_bytes, read_text
+from odprep.images import DEFAULT_MAX_PIXELS, encode_png, open_checked
 from odprep.model import ImageRecord
 
 if TYPE_CHECKING:
@@ -48,31 +48,39 @@ def load_colormap(spec: str) -> Colormap:
         return voc_colormap()
     path = Path(spec)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise OdprepError(path, "colormap not found", "Pass 'voc' or a JSON file") from None
+        data = json.loads(read_text(path, "colormap"))
     except json.JSONDecodeError as exc:
         raise OdprepError(path, f"malformed JSON ({exc.msg}, line {exc.lineno})", "Fix the file") from None
-    items = data.items() if isinstance(data, dict) else data
+    except RecursionError:
+        raise OdprepError(path, "the JSON nests too deeply", "Fix the file") from None
+    items = data.items() if isinstance(data, dict) else data if isinstance(data, list) else None
+    if items is None:
+        raise OdprepError(path, "not a colormap", 'Use {"R,G,B": index, ...}')
     pairs = []
-    for colour, index in items:
-        rgb = tuple(int(v) for v in (colour.replace("#", "").split(",") if isinstance(colour, str)
-                                     else colour))
-        if len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb) or not 0 <= int(index) <= 255:
-            raise OdprepError(path, f"entry {colour!r}: {index!r} is not an RGB colour to an index 0..255",
+    for entry in items:
+        try:
+            colour, index = entry
+            rgb = tuple(int(v) for v in (colour.replace("#", "").split(",") if isinstance(colour, str)
+                                         else colour))
+            valid = len(rgb) == 3 and all(0 <= v <= 255 for v in rgb) and not isinstance(index, bool) \
+                and isinstance(index, int) and 0 <= index <= 255
+        except (TypeError, ValueError):
+            valid = False
+        if not valid:
+            raise OdprepError(path, f"entry {entry!r:.60} is not an RGB colour to an index 0..255",
                               'Use {"R,G,B": index, ...}')
-        pairs.append((rgb, int(index)))
+        pairs.append((rgb, index))
     return tuple(pairs)
 
 
-def mask_indices(path: Path, colormap: Colormap | None, source: str) -> tuple[np.ndarray, list[str]]:
+def mask_indices(path: Path, colormap: Colormap | None, source: str,
+                 max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, list[str]]:
     """The mask as a uint8 array of class indices, and notes on exact conversions."""
+    data = read_bytes(path, "mask")
     try:
-        image = Image.open(path)
+        image = open_checked(data, max_pixels)
         image.load()
-    except FileNotFoundError:
-        raise OdprepError(source, f"mask {path} not found", "Check the masks directory") from None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, SyntaxError) as exc:
         raise OdprepError(source, f"mask {path.name} is not a readable image ({exc})",
                           "Replace the mask") from None
     mode = image.mode
@@ -117,12 +125,12 @@ def add_class_mask(feature: MutableMapping, record: ImageRecord, width: int, hei
                    options: EncodeOptions) -> list[str]:
     """Write image/segmentation/class/{encoded,format} and image/channels into ``feature``."""
     source = record.annotation_path
-    indices, notes = mask_indices(record.class_mask_path, options.colormap, source)
+    indices, notes = mask_indices(record.class_mask_path, options.colormap, source, options.max_pixels)
     if indices.shape != (height, width):
         raise OdprepError(source, f"mask {record.class_mask_path.name} is {indices.shape[1]}x"
                           f"{indices.shape[0]} but the image is {width}x{height}",
                           "Masks must have their image's size")
-    with Image.open(record.image_path) as image:
+    with open_checked(read_bytes(record.image_path, "image"), options.max_pixels) as image:
         channels = len(image.getbands()) if image.mode != "P" else 3
     feature[keys.IMAGE_CHANNELS].int64_list.value.append(channels)
     feature[keys.SEG_CLASS_ENCODED].bytes_list.value.append(encode_png(indices))

@@ -10,6 +10,7 @@ import importlib
 from pathlib import Path
 
 from odprep.errors import OdprepError
+from odprep.fileio import read_text
 from odprep.labelmap import LabelMap
 
 CLASS_NAME_READERS: dict[str, tuple[str, str]] = {
@@ -20,17 +21,17 @@ CLASS_NAME_READERS: dict[str, tuple[str, str]] = {
 }
 
 
-def class_names_from(source: Path) -> list[str] | LabelMap:
-    """Names in first-seen order; a COCO JSON gives a LabelMap with its own ids; any
-    other file is read as class names, one per line (# comments allowed)."""
+def class_names_from(source: Path, remap_ids: bool = False) -> list[str] | LabelMap:
+    """Names in first-seen order; a COCO JSON gives a LabelMap with its own ids (renumbered
+    1..N with ``remap_ids``); any other file is read as class names, one per line (# comments)."""
     source = Path(source)
     key = "<dir>" if source.is_dir() else source.suffix.lower()
     if key in CLASS_NAME_READERS:
         module, function = CLASS_NAME_READERS[key]
-        return getattr(importlib.import_module(module), function)(source)
-    try:
-        lines = source.read_text(encoding="utf-8-sig").splitlines()
-    except UnicodeDecodeError:
-        raise OdprepError(source, "not UTF-8 text", "Pass a VOC folder, CSV, COCO JSON or a "
-                          "text file of class names") from None
-    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+        reader = getattr(importlib.import_module(module), function)
+        return reader(source, remap_ids=remap_ids) if key == ".json" else reader(source)
+    lines = read_text(source, "class names file", encoding="utf-8-sig").splitlines()
+    names = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    if any("\0" in name for name in names):
+        raise OdprepError(source, "a class name holds a NUL byte", "Pass a text file of class names")
+    return names

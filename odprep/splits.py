@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 from odprep.errors import OdprepError
+from odprep.fileio import is_regular_file
 from odprep.model import ImageRecord
 from odprep.readers.segmentation import read_list_file
 
@@ -90,7 +91,7 @@ def split_from_lists(records: list[ImageRecord], folder: Path | str) -> tuple[di
     and the stems of records that no list names. An image in two lists is an error."""
     folder = Path(folder)
     lists = {name: read_list_file(folder / f"{name}.txt") for name in ("train", "val", "test")
-             if (folder / f"{name}.txt").is_file()}
+             if is_regular_file(folder / f"{name}.txt")}
     if not lists:
         raise OdprepError(folder, "no train.txt, val.txt or test.txt here",
                           "Point to VOC's ImageSets/Main folder")

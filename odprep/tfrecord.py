@@ -16,6 +16,7 @@ from pathlib import Path
 import google_crc32c
 
 from odprep.errors import OdprepError
+from odprep.fileio import open_binary
 
 _MASK_DELTA = 0xA282EAD8
 _U64 = struct.Struct("<Q")
@@ -113,7 +114,8 @@ def read_records(path: Path | str, check_crc: bool = True) -> Iterator[RawRecord
     """
     path = Path(path)
     rewrite = "Re-create the file; records before it are intact"
-    with open(path, "rb") as handle:
+    with open_binary(path, "TFRecord file") as handle:
+        size = os.fstat(handle.fileno()).st_size
         index = 0
         offset = 0
         while True:
@@ -130,6 +132,11 @@ def read_records(path: Path | str, check_crc: bool = True) -> Iterator[RawRecord
             if check_crc and masked_crc(length_bytes) != length_crc:
                 raise TFRecordError(path, f"length CRC mismatch (the file is corrupt or not a TFRecord); "
                                     f"the last good record ends at byte {offset}", rewrite, where,
+                                    offset, index)
+            left = size - offset - 12
+            if length + 4 > left:  # never read (or allocate) past the end of the file
+                raise TFRecordError(path, f"truncated record (it claims {length} bytes, {max(left, 0)} are "
+                                    f"left); the last good record ends at byte {offset}", rewrite, where,
                                     offset, index)
             data = handle.read(length)
             footer = handle.read(4)

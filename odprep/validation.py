@@ -13,8 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from odprep import images, keys, proto
-from odprep.errors import OdprepError
-from odprep.fileio import expand_paths
+from odprep.fileio import expand_paths, os_error
 from odprep.findings import Report
 from odprep.labelmap import LabelMap
 from odprep.tfrecord import TFRecordError, read_records
@@ -57,7 +56,9 @@ def closest_canonical_key(key: str) -> str | None:
 
 
 class _Validator:
-    def __init__(self, report: Report, label_map: LabelMap | None, decode: bool) -> None:
+    def __init__(self, report: Report, label_map: LabelMap | None, decode: bool,
+                 max_pixels: int = images.DEFAULT_MAX_PIXELS) -> None:
+        self.max_pixels = max_pixels
         self.report = report
         self.label_map = label_map
         self.decode = decode
@@ -219,13 +220,15 @@ class _Validator:
             self.report.error("size-mismatch", f"{where}: features say {feature_size[0]}x{feature_size[1]}"
                               f" but the image is {width}x{height}",
                               "Write the real image/width and image/height")
-        if self.decode:
+        if width * height > self.max_pixels:
+            self.report.error("image-too-large", f"{where}: the image is {width}x{height}, over the "
+                              f"limit of {self.max_pixels:,} pixels; decoding it takes "
+                              f"{width * height * 3 / 2**30:.1f} GiB", "Resize or tile the image "
+                              "(or raise --max-pixels)")
+        elif self.decode:
             try:
-                from PIL import Image
-
-                with Image.open(io.BytesIO(encoded)) as image:
-                    image.load()
-            except Exception as exc:  # noqa: BLE001 - any decoder failure is the finding
+                images.decodes(encoded, self.max_pixels)
+            except ValueError as exc:
                 self.report.error("image-not-decodable", f"{where}: image does not decode ({exc})",
                                   "Replace the image")
             sha = values.get(keys.IMAGE_SHA256, [None])[0]
@@ -271,14 +274,13 @@ def _plural(kind: str) -> str:
 
 
 def validate(paths: Iterable[Path | str], label_map: LabelMap | None = None, decode: bool = False,
-             max_examples: int = 5) -> Report:
+             max_examples: int = 5, max_pixels: int = images.DEFAULT_MAX_PIXELS) -> Report:
     """Validate every record of every file. Raises OdprepError if a file cannot be opened."""
     report = Report(max_examples)
-    validator = _Validator(report, label_map, decode)
+    validator = _Validator(report, label_map, decode, max_pixels)
     files = expand_paths(paths)
     for path in files:
-        if not path.is_file():
-            raise OdprepError(path, "file not found", "Check the path")
+        before = validator.records
         try:
             for raw in read_records(path):
                 validator.example(path, raw.index, raw.data)
@@ -286,6 +288,9 @@ def validate(paths: Iterable[Path | str], label_map: LabelMap | None = None, dec
             report.error("framing", str(error).removesuffix("."),
                          "Re-create the file; the records before this point are intact")
         except OSError as error:
-            raise OdprepError(path, f"cannot read ({error.strerror})", "Check the file") from None
+            raise os_error(path, error, "read the TFRecord file") from None
+        if validator.records == before:
+            report.error("records-empty", f"{path}: the file holds 0 records", "Re-create the file; "
+                         "training on it stops at the first batch")
     report.notes.append(f"{len(files)} file(s), {validator.records} record(s)")
     return report

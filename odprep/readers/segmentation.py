@@ -7,32 +7,27 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from odprep.errors import OdprepError
+from odprep.fileio import list_files, read_text, require_dir
 from odprep.model import ImageRecord
 from odprep.readers.common import IMAGE_EXTENSIONS, OnInvalid, raise_or_skip
 
 
 def _by_stem(folder: Path, what: str) -> dict[str, Path]:
-    if not folder.is_dir():
-        raise OdprepError(folder, f"{what} directory not found", "Check the path")
+    require_dir(folder, f"{what} directory")
     found: dict[str, Path] = {}
-    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
-        stem, ext = os.path.splitext(entry.name)
-        if entry.is_file() and ext.lower() in IMAGE_EXTENSIONS:
+    for name in sorted(list_files(folder, f"{what} directory")):
+        stem, ext = os.path.splitext(name)
+        if ext.lower() in IMAGE_EXTENSIONS:
             if stem in found:
                 raise OdprepError(folder, f"two files with the stem {stem!r}: {found[stem].name} and "
-                                  f"{entry.name}", "Keep one per stem")
-            found[stem] = Path(entry.path)
+                                  f"{name}", "Keep one per stem")
+            found[stem] = folder / name
     return found
 
 
 def read_list_file(path: Path | str) -> list[str]:
     """Stems from a VOC ImageSets file (first token of each line)."""
-    path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise OdprepError(path, "list file not found", "Check the path") from None
-    return [line.split()[0] for line in lines if line.strip()]
+    return [line.split()[0] for line in read_text(path, "list file").splitlines() if line.strip()]
 
 
 def read_segmentation(images_dir: Path | str, masks_dir: Path | str, list_file: Path | str | None = None,

@@ -54,7 +54,29 @@ def library_errors(command):
     return wrapper
 
 
-@click.group(context_settings=CONTEXT)
+class OneLineErrors(click.Group):
+    """Usage errors in one line too (click prints usage, a hint and the error on three)."""
+
+    def main(self, args=None, prog_name=None, **extra):
+        extra.pop("standalone_mode", None)
+        try:
+            super().main(args, prog_name or "odprep", standalone_mode=False, **extra)
+        except click.UsageError as error:
+            command = error.ctx.command_path if error.ctx is not None else "odprep"
+            click.echo(f"Error: {error.format_message()} (see {command} -h)", err=True)
+            sys.exit(error.exit_code)
+        except click.ClickException as error:
+            error.show()
+            sys.exit(error.exit_code)
+        except click.Abort:
+            click.echo("interrupted: no output was written", err=True)
+            sys.exit(130)
+        except click.exceptions.Exit as done:
+            sys.exit(done.exit_code)
+        sys.exit(0)
+
+
+@click.group(cls=OneLineErrors, context_settings=CONTEXT)
 @click.version_option(package_name="odprep")
 def main() -> None:
     """Make TFRecords, label_map.pbtxt and pipeline.config agree, for the TensorFlow
@@ -69,7 +91,7 @@ def main() -> None:
 def conversion_options(command):
     """Options every converter shares."""
     options = [
-        click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+        click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
                      help="Output TFRecord path (shards: OUTPUT-00000-of-0000N)."),
         click.option("--label-map", type=click.Path(exists=True, dir_okay=False, path_type=Path),
                      help="Use this label map; every class must be in it. Without it, "

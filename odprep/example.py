@@ -134,7 +134,7 @@ def _read_image(record: ImageRecord, options: EncodeOptions, result: EncodedImag
     if width * height > options.max_pixels:
         _invalid(result, options, OdprepError(
             source, f"{record.image_path} is {width}x{height} ({width * height / 1e6:.0f} megapixels), "
-            f"over the limit of {options.max_pixels / 1e6:.0f} (a decompression bomb, or too large to "
+            f"over the limit of {options.max_pixels:,} pixels (a decompression bomb, or too large to "
             "train on)", "Resize or tile the image, or raise --max-pixels"), "skipped_image")
     declared = (record.width or 0, record.height or 0)
     if declared != (0, 0) and declared != (width, height):

@@ -56,6 +56,9 @@ def _top_level(path: Path) -> Iterator[etree._Element]:
                     if depth == 1 and element.tag != "annotation":
                         raise OdprepError(path, f"root element is <{element.tag}>, not <annotation>",
                                           "This is not a Pascal VOC annotation")
+                    if depth == 1 and element.getroottree().docinfo.internalDTD is not None:
+                        raise OdprepError(path, "the XML declares a DTD; its entities are never "
+                                          "expanded", "Remove the <!DOCTYPE ...> block")
                     continue
                 depth -= 1
                 if depth == 1:

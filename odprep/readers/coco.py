@@ -76,7 +76,7 @@ def _label_map(data: dict, path: Path, remap_ids: bool, notes: list[str] | None 
     items: list[LabelMapItem] = []
     seen_names: dict[str, int] = {}
     _unique_ids(data["categories"], "categories", path)
-    used = {a.get("category_id") for a in data.get("annotations", [])}
+    used = {a.get("category_id") for a in data.get("annotations", []) if is_id(a.get("category_id"))}
     categories = []
     for category in sorted(data["categories"], key=lambda c: c["id"]):
         name = category.get("name")
@@ -231,6 +231,11 @@ def read_coco(instances: Path | str, images_dir: Path | str, remap_ids: bool = F
     images_dir = require_dir(images_dir, "images directory")
     _unique_ids(data["images"], "images", path)
     _unique_ids(data.get("annotations", []), "annotations", path)
+    for annotation in data.get("annotations", []):
+        if not is_id(annotation.get("image_id")):
+            raise OdprepError(path, f"annotation id {annotation['id']} has image_id "
+                              f"{_describe(annotation.get('image_id'))}, not an integer",
+                              "Point every annotation at an image id")
     notes: list[str] = []
     label_map = _label_map(data, path, remap_ids, notes)
     return CocoDataset(path, images_dir, data, label_map, on_invalid, allow_outside, notes=notes)

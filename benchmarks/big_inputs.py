@@ -1,0 +1,96 @@
+"""Huge single inputs in bounded memory: a CSV of millions of rows, a VOC XML of ~200 MB,
+and a label map holding a 10 MB string. Prints wall time and peak memory (PSS over the
+process tree) for each.
+
+    python benchmarks/big_inputs.py --csv-rows 5000000 --voc-objects 1300000
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import measure  # noqa: E402
+
+ODPREP = [sys.executable, "-m", "odprep"]
+
+
+def make_images(folder: Path, count: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    Image.effect_noise((640, 480), 40).convert("RGB").save(buffer, format="JPEG", quality=85)
+    (folder / "one.jpg").write_bytes(buffer.getvalue())
+    for i in range(count):
+        os.link(folder / "one.jpg", folder / f"{i:05d}.jpg")
+
+
+def big_csv(root: Path, rows: int, images: int) -> Path:
+    path = root / "big.csv"
+    with open(path, "w") as handle:
+        handle.write("filename,width,height,class,xmin,ymin,xmax,ymax\n")
+        for i in range(rows):
+            x = i % 600
+            handle.write(f"{i % images:05d}.jpg,640,480,c{i % 7},{x},{x % 400},{x + 30},{x % 400 + 40}\n")
+    return path
+
+
+def big_voc(root: Path, objects: int) -> Path:
+    folder = root / "voc"
+    folder.mkdir()
+    with open(folder / "big.xml", "w") as handle:
+        handle.write("<annotation><filename>00000.jpg</filename><size><width>640</width>"
+                     "<height>480</height><depth>3</depth></size>\n")
+        for i in range(objects):
+            x = i % 600
+            handle.write(f"<object><name>c{i % 7}</name><pose>Unspecified</pose><truncated>0</truncated>"
+                         f"<difficult>0</difficult><bndbox><xmin>{x}</xmin><ymin>{x % 400}</ymin>"
+                         f"<xmax>{x + 30}</xmax><ymax>{x % 400 + 40}</ymax></bndbox></object>\n")
+        handle.write("</annotation>\n")
+    return folder
+
+
+def report(name: str, command: list) -> None:
+    command = [str(c) for c in command]
+    started = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    _, peak = measure(command, sample=True, check=False)
+    tail = (result.stderr or result.stdout).strip().splitlines()[-1:]
+    print(f"| {name} | {wall:.1f} | {peak / 2**20:.0f} | exit {result.returncode}: {tail[0][:90] if tail else ''} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--csv-rows", type=int, default=5_000_000)
+    parser.add_argument("--csv-images", type=int, default=2000)
+    parser.add_argument("--voc-objects", type=int, default=1_300_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        make_images(root / "images", args.csv_images)
+        csv_path = big_csv(root, args.csv_rows, args.csv_images)
+        voc = big_voc(root, args.voc_objects)
+        lm = root / "lm.pbtxt"
+        lm.write_text('item { id: 1 name: "' + "a" * 10_000_000 + '" }\nitem { id: 1 name: "b" }\n')
+        print(f"CSV {csv_path.stat().st_size / 1e6:.0f} MB ({args.csv_rows} rows), VOC XML "
+              f"{(voc / 'big.xml').stat().st_size / 1e6:.0f} MB ({args.voc_objects} objects in one image)")
+        print("| input | wall (s) | peak memory (MiB) | outcome |\n|---|---:|---:|---|")
+        report("csv2tfr, big CSV", [*ODPREP, "csv2tfr", csv_path, "--images-dir", root / "images",
+                                    "-o", root / "out_csv" / "x.record", "-q"])
+        report("voc2tfr, one huge XML", [*ODPREP, "voc2tfr", voc, "--images-dir", root / "images",
+                                         "-o", root / "out_voc" / "x.record", "-q"])
+        report("label map with a 10 MB string", [*ODPREP, "make-labelmap", "--merge", lm, voc,
+                                                 "-o", root / "lm2.pbtxt"])
+
+
+if __name__ == "__main__":
+    main()

@@ -315,6 +315,8 @@ def _config_options(command):
                      help="Remove fine_tune_checkpoint: train from scratch."),
         click.option("--eval-examples", type=click.IntRange(1), default=None,
                      help="eval_config.num_examples"),
+        click.option("--annotation-file", default=None,
+                     help="Model Garden: task.annotation_file, the validation set's COCO JSON."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -322,32 +324,50 @@ def _config_options(command):
 
 
 def _patch(text, source, train_inputs, eval_inputs, eval_index, label_map, num_classes, masks,
-           batch_size, num_steps, checkpoint, checkpoint_type, no_checkpoint, eval_examples):
-    from odprep import prototext
-    from odprep.consistency import records_have_masks
+           batch_size, num_steps, checkpoint, checkpoint_type, no_checkpoint, eval_examples,
+           annotation_file):
+    from odprep import experiment_config, prototext
+    from odprep.consistency import records_have_masks, source_ids_are_numeric
     from odprep.labelmap import LabelMap
     from odprep.pipeline_config import ConfigPatch, mask_head, patch_config
 
+    experiment = experiment_config.is_experiment(source, text)
     if label_map is not None and num_classes is None:
         loaded = LabelMap.load(label_map)
         gaps = loaded.id_gaps()
+        highest = experiment_config.num_classes_for(loaded.max_id) if experiment else loaded.max_id
         if gaps:
             click.echo(f"warning: {label_map}: ids are not 1..N ({', '.join(map(str, gaps))} missing); "
-                       f"num_classes is set to the highest id, {loaded.max_id}, which the OD API "
-                       "accepts (the missing ids are never predicted)", err=True)
-        num_classes = loaded.max_id
+                       f"num_classes is set to {highest} to cover the highest id, {loaded.max_id} "
+                       "(the missing ids are never predicted)", err=True)
+        num_classes = highest
     if masks is None and train_inputs and records_have_masks(train_inputs):
-        if mask_head(prototext.parse(text, source)) is not None:
+        if experiment:
+            document = experiment_config.load(text, source)[0]
+            can = experiment_config.family(document["task"]) == "maskrcnn"
+        else:
+            can = mask_head(prototext.parse(text, source)) is not None
+        if can:
             masks = True
         else:
             click.echo(f"note: the train records carry instance masks, but {source} has no mask head; "
-                       "masks stay off (start from mask_rcnn_resnet50_v1_640 to train them)", err=True)
+                       "masks stay off (start from a Mask R-CNN template to train them)", err=True)
+    regenerate = None
+    if experiment and eval_inputs and source_ids_are_numeric(eval_inputs) is False:
+        regenerate = True
+        click.echo("note: the eval records' image/source_id are not numbers (Model Garden's evaluator "
+                   "needs numbers): regenerate_source_id is set", err=True)
     patch = ConfigPatch(
         train_inputs=tuple(train_inputs) or None, eval_inputs=tuple(eval_inputs) or None,
         eval_reader=eval_index, label_map_path=str(label_map) if label_map else None,
         num_classes=num_classes, masks=masks, batch_size=batch_size, num_steps=num_steps,
         checkpoint=checkpoint, checkpoint_type=checkpoint_type, no_checkpoint=no_checkpoint,
-        eval_examples=eval_examples)
+        eval_examples=eval_examples, annotation_file=annotation_file, regenerate_source_id=regenerate)
+    if experiment:
+        return experiment_config.patch_experiment(text, patch, source)
+    if annotation_file is not None:
+        raise OdprepError(source, "--annotation-file is for Model Garden experiment YAML",
+                          "The OD API reads the ground truth from the eval records")
     return patch_config(text, patch, source)
 
 
@@ -372,9 +392,14 @@ def _write_config(original: str, patched: str, output: Path | None, in_place: Pa
 def _report_unset(text: str, source: str) -> None:
     """Name every path still left as PATH_TO_BE_CONFIGURED (or empty), and how to set it."""
     from odprep import prototext
+    from odprep.experiment_config import is_experiment
     from odprep.pipeline_config import unset_paths
 
-    unset = unset_paths(prototext.parse(text, source), text)
+    if is_experiment(source, text):
+        unset = [(number, line.split(":", 1)[0].strip()) for number, line in
+                 enumerate(text.splitlines(), start=1) if "PATH_TO_BE_CONFIGURED" in line]
+    else:
+        unset = unset_paths(prototext.parse(text, source), text)
     if unset:
         click.echo(f"still to set in {source} (training fails until they are):", err=True)
         for line, name in unset:
@@ -392,8 +417,9 @@ def _report_unset(text: str, source: str) -> None:
 @click.option("--in-place", is_flag=True, help="Overwrite CONFIG, keeping CONFIG.bak.")
 @library_errors
 def patch_config_cmd(config, template, output, in_place, **fields):
-    """Patch input paths, label map, num_classes and masks into a pipeline.config,
-    changing nothing else (comments, order, quoting and spacing stay).
+    """Patch input paths, label map, num_classes and masks into an OD API pipeline.config
+    or a Model Garden experiment YAML, changing nothing else (comments, order, quoting and
+    spacing stay). For Model Garden, num_classes is the highest id + 1.
 
     \b
     Example:
@@ -436,16 +462,17 @@ def new_config(template, output, **fields):
 
 @main.command("templates", context_settings=CONTEXT)
 def templates():
-    """List the bundled pipeline.config templates.
+    """List the bundled templates: OD API pipeline.config and Model Garden experiment YAML.
 
     \b
     Example:
       odprep templates
     """
-    from odprep.pipeline_config import template_names, template_summary
+    from odprep.pipeline_config import template_file, template_names, template_summary
 
     for name in template_names():
-        click.echo(f"{name:<36} {template_summary(name)}")
+        trainer = "Model Garden" if template_file(name).endswith(".yaml") else "OD API"
+        click.echo(f"{name:<34} {trainer:<13} {template_summary(name)}")
 
 
 @main.command("check", context_settings=CONTEXT)
@@ -453,9 +480,13 @@ def templates():
 @click.option("--max-examples", default=5, show_default=True, type=click.IntRange(1),
               help="Occurrences shown per kind of finding.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--label-map", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Model Garden: the label map the records were made with (num_classes = its highest "
+                   "id + 1).")
 @library_errors
-def check_cmd(config, max_examples, as_json):
-    """Check that pipeline.config, its label map and its records agree.
+def check_cmd(config, max_examples, as_json, label_map):
+    """Check that a pipeline.config (or Model Garden experiment YAML), its label map and its
+    records agree.
 
     Exit 0 when consistent, 1 with findings, 2 when the config can't be read.
 
@@ -465,7 +496,7 @@ def check_cmd(config, max_examples, as_json):
     """
     from odprep.consistency import check
 
-    report = check(config, max_examples=max_examples)
+    report = check(config, max_examples=max_examples, label_map_path=label_map)
     click.echo(report.to_json(config=str(config)) if as_json else report.render())
     sys.exit(report.exit_code())
 

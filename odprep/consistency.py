@@ -10,8 +10,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from odprep import keys, proto
+from odprep import images, keys, proto
 from odprep.errors import OdprepError
+from odprep.fileio import read_text
 from odprep.findings import Report
 from odprep.labelmap import LabelMap
 from odprep.pipeline_config import (
@@ -34,6 +35,10 @@ class _RecordFacts:
     sha256s: set[str] = field(default_factory=set)
     objects: Counter = field(default_factory=Counter)  # per class
     small: Counter = field(default_factory=Counter)  # per class, after the config's resizer
+    max_label: int = 0  # highest image/object/class/label
+    max_mask_index: int = -1  # highest segmentation class index other than 255 (void)
+    text_source_ids: int = 0  # records whose image/source_id is not a number
+    first_text_source_id: str = ""
 
 
 def _expand(pattern: str) -> list[Path]:
@@ -142,9 +147,17 @@ def _check_example(example, path: Path, index: int, label_map: LabelMap | None, 
         facts.sha256s.add(sha)
     if keys.MASK in feature and len(feature[keys.MASK].bytes_list.value):
         facts.with_masks += 1
+    labels = list(feature[keys.CLASS_LABEL].int64_list.value) if keys.CLASS_LABEL in feature else []
+    facts.max_label = max([facts.max_label, *labels])
+    source_id = _first_bytes(feature, keys.IMAGE_SOURCE_ID)
+    if not source_id.strip().lstrip("-").isdigit():
+        facts.text_source_ids += 1
+        facts.first_text_source_id = facts.first_text_source_id or source_id
+    if keys.SEG_CLASS_ENCODED in feature and feature[keys.SEG_CLASS_ENCODED].bytes_list.value:
+        facts.max_mask_index = max(facts.max_mask_index,
+                                   _mask_max(feature[keys.SEG_CLASS_ENCODED].bytes_list.value[0]))
     if label_map is None:
         return
-    labels = list(feature[keys.CLASS_LABEL].int64_list.value) if keys.CLASS_LABEL in feature else []
     texts = [t.decode("utf-8", "replace") for t in feature[keys.CLASS_TEXT].bytes_list.value] \
         if keys.CLASS_TEXT in feature else []
     for label in labels:
@@ -163,6 +176,19 @@ def _check_example(example, path: Path, index: int, label_map: LabelMap | None, 
                          f"{where}: class/text {text!r} has label {labels[position]}, but {map_path} "
                          f"gives it id {mapped} (the OD API trusts the text)",
                          "Re-create the records with this label map (--label-map)")
+
+
+def _mask_max(png: bytes) -> int:
+    """The highest class index in a segmentation mask, 255 (void) aside; -1 if unreadable."""
+    import numpy as np
+
+    try:
+        with images.open_checked(png) as mask:
+            values = np.asarray(mask)
+    except (ValueError, OSError):
+        return -1
+    values = values[values != 255]
+    return int(values.max()) if values.size else -1
 
 
 def _first_bytes(feature, key: str) -> str:
@@ -259,9 +285,14 @@ def _describe(resizer: Resizer | None) -> str:
     return f"keep aspect, min {resizer.first}, max {resizer.second}"
 
 
-def check(config_path: Path | str, max_examples: int = 5) -> Report:
+def check(config_path: Path | str, max_examples: int = 5, label_map_path: Path | str | None = None) -> Report:
     """Every finding about the config/label map/records trio. Raises OdprepError if the
-    config itself cannot be read."""
+    config itself cannot be read. A Model Garden experiment YAML is checked by its rules."""
+    from odprep.experiment_config import is_experiment
+
+    text = read_text(config_path, "config")
+    if is_experiment(str(config_path), text):
+        return check_experiment(config_path, text, max_examples, label_map_path)
     config = read_pipeline_config(config_path)
     report = Report(max_examples)
     _check_config_fields(config, report)
@@ -318,3 +349,128 @@ def records_have_masks(patterns: tuple[str, ...] | list[str]) -> bool:
             except (OdprepError, OSError):
                 continue
     return False
+
+
+def source_ids_are_numeric(patterns, sample: int = 50) -> bool | None:
+    """Whether the first records' image/source_id are numbers (Model Garden's evaluator parses
+    them as such); None when no record could be read."""
+    seen = 0
+    for pattern in patterns:
+        for path in _expand(pattern):
+            try:
+                for raw in read_records(path):
+                    example = proto.parse_example(raw.data)
+                    if example is None:
+                        continue
+                    value = _first_bytes(example.features.feature, keys.IMAGE_SOURCE_ID)
+                    if not value.strip().lstrip("-").isdigit():
+                        return False
+                    seen += 1
+                    if seen >= sample:
+                        return True
+            except (OdprepError, OSError):
+                continue
+    return True if seen else None
+
+
+def _files(config_path: str, role: str, patterns: tuple[str, ...], report: Report) -> list[Path]:
+    files: list[Path] = []
+    if not patterns:
+        report.error("input-path-missing", f"{config_path}: task.{role}.input_path is empty",
+                     "Set it (odprep patch-config --train-input/--eval-input)")
+    for pattern in patterns:
+        if PLACEHOLDER in pattern:
+            report.error("path-not-set", f"{config_path}: task.{role}.input_path is {PLACEHOLDER}",
+                         "Set it (odprep patch-config --train-input/--eval-input)")
+            continue
+        matched = _expand(pattern)
+        if not matched:
+            report.error("input-path-unmatched", f"{config_path}: task.{role}.input_path {pattern!r} "
+                         f"matches no file (relative to {Path.cwd()})", "Fix the path")
+        files += matched
+    return files
+
+
+def check_experiment(config_path: Path | str, text: str, max_examples: int = 5,
+                     label_map_path: Path | str | None = None) -> Report:
+    """`check` for a Model Garden experiment: num_classes counts the background, source ids
+    must be numbers for the evaluator, masks must match include_mask."""
+    from odprep.experiment_config import read_experiment
+
+    experiment = read_experiment(config_path, text)
+    path = experiment.path
+    report = Report(max_examples)
+    if experiment.num_classes is None:
+        problem = (f"is {experiment.num_classes_text!r}, not an integer" if experiment.num_classes_text
+                   else "is not set")
+        report.error("num-classes-missing", f"{path}: task.model.num_classes {problem}",
+                     "Set it to the highest label id + 1 (odprep patch-config --label-map)")
+    facts = {}
+    for role, patterns in (("train_data", experiment.train_inputs),
+                           ("validation_data", experiment.eval_inputs)):
+        files = _files(path, role, patterns, report)
+        facts[role] = _scan_records(files, None, "", report)
+        report.notes.append(f"task.{role}: {len(files)} file(s), {facts[role].records} record(s)")
+    train, evaluation = facts["train_data"], facts["validation_data"]
+    highest = max(train.max_label, evaluation.max_label, train.max_mask_index, evaluation.max_mask_index)
+    what = "class index in the masks" if experiment.family == "segmentation" else "label id"
+    if label_map_path is not None:
+        label_map = LabelMap.load(label_map_path)
+        highest = max(highest, label_map.max_id)
+        what = f"id in {label_map_path}"
+    count = experiment.num_classes
+    if count is not None and (train.records or evaluation.records or label_map_path is not None):
+        if count <= highest:
+            effect = {"retinanet": "RetinaNet one-hot encodes labels over num_classes, so the top class "
+                                   "is trained as background",
+                      "maskrcnn": "Mask R-CNN fails with 'indices[..] = N is not in [0, N)' when a "
+                                  "batch holds the top class",
+                      "segmentation": "the top class is dropped from the loss and the mIoU"}.get(
+                experiment.family or "", "the top class is lost")
+            report.error("num-classes-mismatch", f"{path}: task.model.num_classes is {count}, but the "
+                         f"highest {what} is {highest}: Model Garden counts the background, so it "
+                         f"needs {highest + 1}; {effect}",
+                         f"Set num_classes: {highest + 1} (odprep patch-config --label-map)")
+        elif count > highest + 1 and experiment.family != "segmentation":
+            report.warning("num-classes-above-map", f"{path}: task.model.num_classes is {count}; the "
+                           f"highest {what} is {highest}, so {highest + 1} is enough",
+                           f"Set num_classes: {highest + 1}")
+    if evaluation.text_source_ids and not experiment.regenerate_source_id \
+            and experiment.family in ("retinanet", "maskrcnn"):
+        report.error("source-id-not-numeric", f"{path}: {evaluation.text_source_ids} eval record(s) have "
+                     f"an image/source_id that is not a number (first: {evaluation.first_text_source_id!r}); "
+                     "Model Garden's evaluator fails with 'StringToNumberOp could not correctly convert "
+                     "string'", "Set task.validation_data.decoder.simple_decoder.regenerate_source_id: "
+                     "true (odprep patch-config --eval-input does)")
+    if experiment.family == "maskrcnn":
+        if experiment.include_mask and train.records and not train.with_masks:
+            report.error("masks-missing", f"{path}: task.model.include_mask is true but no train record "
+                         "carries image/object/mask", "Convert with --include-masks, or patch-config "
+                         "--no-masks")
+        if not experiment.include_mask and train.with_masks:
+            report.warning("masks-not-loaded", f"{path}: the train records carry masks but "
+                           "task.model.include_mask is false", "patch-config --masks")
+    if experiment.family in ("retinanet", "maskrcnn"):
+        if experiment.annotation_file is None:
+            report.warning("annotation-file-null", f"{path}: task.annotation_file is null, so the "
+                           "evaluator rebuilds the ground truth from the eval records (that path fails "
+                           "in tf-models-official 2.20 with NumPy 2)",
+                           "Pass --annotation-file with the validation set's COCO JSON")
+        elif "://" not in experiment.annotation_file and not Path(experiment.annotation_file).is_file():
+            report.error("annotation-file-missing", f"{path}: task.annotation_file "
+                         f"{experiment.annotation_file!r} is not a file", "Fix the path")
+    checkpoint = experiment.init_checkpoint
+    if checkpoint and "://" not in checkpoint and not Path(checkpoint + ".index").is_file() \
+            and not (Path(checkpoint) / "checkpoint").is_file():
+        report.error("checkpoint-missing", f"{path}: task.init_checkpoint {checkpoint!r} points at "
+                     "nothing (no .index file, no checkpoint folder)", "Fix the path, or patch-config "
+                     "--no-checkpoint to train from scratch")
+    if experiment.batch_size and train.records and experiment.batch_size > train.records:
+        report.warning("batch-larger-than-data", f"{path}: task.train_data.global_batch_size is "
+                       f"{experiment.batch_size} but the train records hold {train.records} image(s)",
+                       "Lower global_batch_size (patch-config --batch-size)")
+    overlap = train.sha256s & evaluation.sha256s
+    if overlap:
+        report.warning("train-eval-overlap", f"{path}: {len(overlap)} image(s) are in both the train and "
+                       "eval records (same image/key/sha256)", "Split by image (odprep --split)")
+    return report

@@ -42,6 +42,8 @@ class ConfigPatch:
     checkpoint_type: str | None = None
     no_checkpoint: bool = False  # remove fine_tune_checkpoint(_type): train from scratch
     eval_examples: int | None = None
+    annotation_file: str | None = None  # Model Garden: the COCO JSON its evaluator reads
+    regenerate_source_id: bool | None = None  # Model Garden: when source ids are not numbers
 
 
 class _Editor:
@@ -298,17 +300,24 @@ def _set_in_block(editor: _Editor, root: Message, name: str, fields: dict[str, o
 
 # --- templates -------------------------------------------------------------------------------
 
+TEMPLATE_SUFFIXES = (".config", ".yaml")
+
+
 def template_names() -> list[str]:
     folder = resources.files("odprep.templates")
-    return sorted(p.name.removesuffix(".config") for p in folder.iterdir()
-                  if p.name.endswith(".config"))
+    return sorted(p.name.rsplit(".", 1)[0] for p in folder.iterdir() if p.name.endswith(TEMPLATE_SUFFIXES))
+
+
+def template_file(name: str) -> str:
+    """The template's file name (NAME.config for the OD API, NAME.yaml for Model Garden)."""
+    for suffix in TEMPLATE_SUFFIXES:
+        if (resources.files("odprep.templates") / f"{name}{suffix}").is_file():
+            return f"{name}{suffix}"
+    raise OdprepError(name, "no such template", f"Pick one of: {', '.join(template_names())}")
 
 
 def template_text(name: str) -> str:
-    path = resources.files("odprep.templates") / f"{name}.config"
-    if not path.is_file():
-        raise OdprepError(name, "no such template", f"Pick one of: {', '.join(template_names())}")
-    return path.read_text(encoding="utf-8")
+    return (resources.files("odprep.templates") / template_file(name)).read_text(encoding="utf-8")
 
 
 def template_summary(name: str) -> str:

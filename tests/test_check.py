@@ -48,7 +48,7 @@ def test_gaps_in_the_map_are_a_warning_and_patching_covers_the_highest_id(trio):
     (trio / "data" / "label_map.pbtxt").write_text(
         'item { id: 3 name: "cat" }\nitem { id: 10 name: "dog" }\nitem { id: 18 name: "traffic light" }\n')
     result = run_cli("patch-config", "pipeline.config", "--label-map", "data/label_map.pbtxt", "--in-place")
-    assert result.exit_code == 0 and "num_classes is set to the highest id, 18" in result.output
+    assert result.exit_code == 0 and "num_classes is set to 18 to cover the highest id, 18" in result.output
     result = run_cli("check", "pipeline.config")
     assert "WARNING label-map-id-gaps" in result.output and "1, 2, 4, 5" in result.output
     assert "num-classes-mismatch" not in result.output

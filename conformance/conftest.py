@@ -1,4 +1,4 @@
-"""Conformance stage: odprep's outputs, fed to the real OD API (see run.sh).
+"""Conformance stage: odprep's outputs, fed to the real OD API and Model Garden (see run.sh).
 
 Every dataset is produced by the odprep CLI in a subprocess, as a user would run it.
 """

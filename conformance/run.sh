@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Conformance stage: odprep's outputs fed to the real TF Object Detection API, in its own
+# Conformance stage: odprep's outputs fed to the real TF Object Detection API and Model Garden, in their own
 # virtual environment (TF 2.15: the OD API's inputs module still imports tf.estimator).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -195,11 +195,8 @@ def patch_experiment(text: str, patch: ConfigPatch, source: str = "") -> str:
         pass  # Model Garden reads class ids from the records; it has no label map path
     for key, value in changes.items():
         _set(document, key, value)
-    if patch.no_checkpoint:
-        task = document["task"]
-        for key in ("init_checkpoint", "init_checkpoint_modules"):
-            if key in task:
-                del task[key]
+    if patch.no_checkpoint:  # '' rather than no key: the experiment's default is a real checkpoint
+        _set(document, "task.init_checkpoint", "")
     yaml = _yaml()
     yaml.indent(mapping=indent, sequence=sequence_indent, offset=offset)
     out = io.StringIO()

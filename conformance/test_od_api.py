@@ -112,9 +112,10 @@ def test_one_training_step_per_template_has_finite_losses(datasets, template):
         assert "Loss/BoxClassifierLoss/mask_loss" in losses
 
 
-def test_ssd_trains_a_few_steps_with_finite_losses(datasets, tmp_path):
-    data = datasets["voc_splits"]
-    config = data.config("ssd_mobilenet_v2_fpnlite_320", "--batch-size", 2, "--num-steps", 3)
+@pytest.mark.parametrize("template, name, batch", [("ssd_mobilenet_v2_fpnlite_320", "voc_splits", 2),
+                                                   ("mask_rcnn_resnet50_v1_640", "coco_masks", 1)])
+def test_a_few_real_training_steps_have_finite_losses(datasets, tmp_path, template, name, batch):
+    config = datasets[name].config(template, "--batch-size", batch, "--num-steps", 3)
     seen: dict = {}
     model_lib_v2.train_loop(str(config), str(tmp_path / "model"), train_steps=3,
                             checkpoint_every_n=1000, record_summaries=False, num_steps_per_iteration=1,

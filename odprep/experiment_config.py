@@ -96,7 +96,7 @@ def load(text: str, source: str = ""):
     return (document, *guess_indent(text))
 
 
-def family(task: dict, source: str = "") -> str | None:
+def family(task: dict, source: str = "") -> str:
     """retinanet, maskrcnn or segmentation, from the keys the task's config holds."""
     model = task.get("model") if isinstance(task.get("model"), dict) else {}
     train = task.get("train_data") if isinstance(task.get("train_data"), dict) else {}
@@ -106,9 +106,7 @@ def family(task: dict, source: str = "") -> str | None:
     if "ignore_label" in losses or "mask_scoring_head" in model or "output_size" in train \
             or "crop_size" in train:
         return "segmentation"
-    if "anchor" in model or "detection_generator" in model or "annotation_file" in task:
-        return "retinanet"
-    return None
+    return "retinanet"  # anchors, or nothing that tells: the detection keys are the common case
 
 
 def _get(document: dict, dotted: str):

@@ -66,6 +66,8 @@ def datasets(tmp_path_factory) -> dict[str, Dataset]:
 
 
 def template_names() -> list[str]:
+    """The OD API templates (pipeline.config); Model Garden's are tested in test_model_garden."""
+    from odprep.pipeline_config import template_file
     from odprep.pipeline_config import template_names as names
 
-    return names()
+    return [name for name in names() if template_file(name).endswith(".config")]

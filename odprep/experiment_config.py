@@ -41,19 +41,37 @@ def num_classes_for(max_id: int) -> int:
     return max_id + 1
 
 
-def _yaml():
+def _yaml(text: str = ""):
+    """A round-trip YAML that writes as ``text`` does: document markers, and null as the file
+    spells it (null, ~ or nothing)."""
     from ruamel.yaml import YAML
 
     yaml = YAML(typ="rt")
     yaml.preserve_quotes = True
     yaml.width = 4096
-    yaml.representer.add_representer(  # `key: null` stays `key: null`, not `key:`
-        type(None), lambda representer, _: representer.represent_scalar("tag:yaml.org,2002:null", "null"))
+    body = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    yaml.explicit_start = bool(body) and body[0].rstrip().startswith("---")
+    yaml.explicit_end = bool(body) and body[-1].rstrip() == "..."
+    spellings = {"null": len(re.findall(r":\s+null\s*(#.*)?$", text, re.M)),
+                 "~": len(re.findall(r":\s+~\s*(#.*)?$", text, re.M))}
+    null = max(spellings, key=spellings.get) if any(spellings.values()) else "null"
+    yaml.representer.add_representer(
+        type(None), lambda representer, _: representer.represent_scalar("tag:yaml.org,2002:null", null))
     return yaml
 
 
+def _keep_anchors(node) -> None:
+    """ruamel drops anchors nothing refers to; keep every one the file wrote."""
+    anchor = getattr(node, "anchor", None)
+    if anchor is not None and getattr(anchor, "value", None):
+        anchor.always_dump = True
+    children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+    for child in children:
+        _keep_anchors(child)
+
+
 _KEY = re.compile(r"^( *)[^\s#-][^:#]*:(\s*(#.*)?)?$")  # a key that opens a block
-_ITEM = re.compile(r"^( *)- ")
+_ITEM = re.compile(r"^( *)-( +)")
 
 
 def guess_indent(text: str) -> tuple[int, int, int]:
@@ -69,7 +87,7 @@ def guess_indent(text: str) -> tuple[int, int, int]:
         item = _ITEM.match(following)
         if item is not None and not sequence:
             offset = max(0, len(item.group(1)) - parent)
-            sequence = offset + 2
+            sequence = offset + 1 + len(item.group(2))  # where the item's content starts
         elif item is None and not mapping:
             child = len(following) - len(following.lstrip(" "))
             if child > parent:
@@ -90,6 +108,9 @@ def load(text: str, source: str = ""):
         raise OdprepError(source, f"{where}not valid YAML ({problem})", "Fix the file") from None
     except RecursionError:
         raise OdprepError(source, "the YAML nests too deeply", "Fix the file") from None
+    except Exception as exc:  # noqa: BLE001 - ruamel raises TypeError etc. on odd keys
+        raise OdprepError(source, f"not valid YAML ({type(exc).__name__}: {str(exc)[:100]})",
+                          "Fix the file") from None
     if not isinstance(document, dict) or not isinstance(document.get("task"), dict):
         raise OdprepError(source, "not a Model Garden experiment (no 'task:' mapping)",
                           "Start from `odprep templates` or an official/vision config")
@@ -195,7 +216,8 @@ def patch_experiment(text: str, patch: ConfigPatch, source: str = "") -> str:
         _set(document, key, value)
     if patch.no_checkpoint:  # '' rather than no key: the experiment's default is a real checkpoint
         _set(document, "task.init_checkpoint", "")
-    yaml = _yaml()
+    _keep_anchors(document)
+    yaml = _yaml(text)
     yaml.indent(mapping=indent, sequence=sequence_indent, offset=offset)
     out = io.StringIO()
     yaml.dump(document, out)

@@ -144,3 +144,40 @@ def test_every_model_garden_template_passes_check_once_patched(name, tmp_path, m
 def test_new_config_names_what_is_still_to_set():
     result = run_cli("new-config", "--template", "retinanet_resnet18_fpn_256", "-o", "/dev/null/x.yaml")
     assert_bad_input(result, "x.yaml")
+
+
+STYLED = """---
+# Mask R-CNN, hand-tuned
+runtime:
+    distribution_strategy: one_device   # cpu
+task:
+    model:
+        num_classes: 19  # 18 + bg
+        include_mask: true
+        anchor: &anchor
+            num_scales: 1
+    validation_data:
+        input_path:
+        -   "data/val.record"
+        global_batch_size: 2
+    init_checkpoint: ~
+    annotation_file: ~
+trainer:
+    train_steps: 100  # ~1 epoch
+...
+"""
+
+
+def test_document_markers_anchors_null_spelling_and_sequence_indent_survive():
+    after = patch_experiment(STYLED, ConfigPatch(num_classes=5, eval_inputs=("a.record", "b.record")))
+    assert changed_lines(STYLED, after) == [
+        "-        num_classes: 19  # 18 + bg", "+        num_classes: 5   # 18 + bg",
+        '-        -   "data/val.record"', '+        -   "a.record"', '+        -   "b.record"']
+
+
+def test_yaml_that_is_not_an_experiment_is_one_line(tmp_path):
+    (tmp_path / "x.yaml").write_text("- just\n- a list\n")
+    assert_bad_input(run_cli("patch-config", tmp_path / "x.yaml", "--num-classes", "3", "-o",
+                             tmp_path / "o.yaml"), "not a Model Garden experiment")
+    (tmp_path / "x.yaml").write_text("task: {model: [\n")
+    assert_bad_input(run_cli("check", tmp_path / "x.yaml"), "not valid YAML")

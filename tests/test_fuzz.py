@@ -255,3 +255,17 @@ def test_masks_never_reach_pycocotools_with_bad_polygons(parts):
     with Image.open(io.BytesIO(png)) as mask:
         assert mask.size == (30, 20)
     assert all(math.isfinite(v) for part in parts for v in part)
+
+
+yaml_pieces = st.sampled_from(["task:", "\n", "  ", "model:", "num_classes: 3", "- ", "[", "]", "{", "}", ":",
+                               "'", '"', "&a", "*a", "!!python/object", "---", "...", "#c", "\t", "? ",
+                               "input_path: x", "train_data:", "null", "~", "%YAML 1.1", "|", ">"])
+
+
+@FUZZ
+@given(st.lists(yaml_pieces, max_size=30).map("".join))
+def test_experiment_yaml_patching_raises_only_its_own_error(text):
+    from odprep.experiment_config import patch_experiment
+
+    with contextlib.suppress(OdprepError):
+        patch_experiment(text, ConfigPatch(num_classes=3, train_inputs=("x",), batch_size=2))

@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from odprep import images, keys, proto
 from odprep.errors import OdprepError
-from odprep.fileio import atomic_write, os_error, write_text_atomic
+from odprep.fileio import commit, discard, os_error, stage_text, temp_path_for
 from odprep.inspection import DatasetStats
 from odprep.tfrecord import read_records
 
@@ -104,6 +104,18 @@ def write_preview(stats: DatasetStats, folder: Path | str, count: int = 16,
         path, record_index, _ = stats.index[position]
         wanted.setdefault(path, {})[record_index] = order
     written: dict[int, tuple[Path, list[str]]] = {}
+    pending: list[tuple[Path, Path]] = []  # all pictures and the index appear together, or none
+    try:
+        _draw(wanted, folder, written, pending, max_pixels)
+        html_page = _index_html(stats, written)
+        pending.append(stage_text(folder / "index.html", html_page))
+        commit(pending)
+    finally:
+        discard(pending)
+    return [written[k][0] for k in sorted(written)]
+
+
+def _draw(wanted: dict, folder: Path, written: dict, pending: list, max_pixels: int) -> None:
     for path, indices in wanted.items():
         for raw in read_records(path):
             if raw.index in indices:
@@ -114,20 +126,21 @@ def write_preview(stats: DatasetStats, folder: Path | str, count: int = 16,
                                       "Run odprep validate --decode on the file") from None
                 order = indices[raw.index]
                 target = folder / f"{order:03d}.png"
-                with atomic_write(target, "wb") as handle:
-                    image.save(handle, format="PNG")
+                temp = temp_path_for(target)
+                pending.append((temp, target))
+                image.save(temp, format="PNG")
                 written[order] = (target, names)
+
+
+def _index_html(stats: DatasetStats, written: dict) -> str:
     rows = "".join(f"<tr><td style='color:rgb{class_colour(n)}'>&#9632;</td><td>{html.escape(n)}</td>"
                    f"<td>{stats.class_objects[n]}</td><td>{stats.class_images[n]}</td></tr>"
                    for n in sorted(stats.class_objects))
     cards = "".join(f"<figure><img src='{p.name}' height='200'><figcaption>"
                     f"{html.escape(', '.join(sorted(set(names))) or 'no objects')}</figcaption></figure>"
                     for p, names in (written[k] for k in sorted(written)))
-    write_text_atomic(
-        folder / "index.html",
-        "<!doctype html><meta charset='utf-8'><title>odprep preview</title>"
-        "<style>body{font-family:sans-serif}figure{display:inline-block;margin:6px}</style>"
-        f"<h1>odprep preview</h1><p>{stats.images} images, {stats.objects} objects</p>"
-        f"<table><tr><th></th><th>class</th><th>objects</th><th>images</th></tr>{rows}</table>"
-        f"<div>{cards}</div>")
-    return [written[k][0] for k in sorted(written)]
+    return ("<!doctype html><meta charset='utf-8'><title>odprep preview</title>"
+            "<style>body{font-family:sans-serif}figure{display:inline-block;margin:6px}</style>"
+            f"<h1>odprep preview</h1><p>{stats.images} images, {stats.objects} objects</p>"
+            f"<table><tr><th></th><th>class</th><th>objects</th><th>images</th></tr>{rows}</table>"
+            f"<div>{cards}</div>")

@@ -458,3 +458,22 @@ def test_commit_is_all_or_nothing_when_one_destination_fails(tmp_path):
                      "-o", out / "x.record", "--num-shards", "2")
     assert_bad_input(result, "the output path is a folder")
     assert sorted(p.name for p in out.iterdir()) == ["x.record-00001-of-00002"]
+
+
+def test_preview_of_a_bomb_is_refused_and_writes_nothing(tmp_path):
+    from odprep import keys, proto
+
+    features = proto.Features()
+    features.feature[keys.IMAGE_FILENAME].bytes_list.value.append(b"bomb.png")
+    features.feature[keys.IMAGE_WIDTH].int64_list.value.append(30000)
+    features.feature[keys.IMAGE_HEIGHT].int64_list.value.append(30000)
+    example = b"".join(proto.example_parts(features, keys.IMAGE_ENCODED, png_header(30000, 30000)))
+    good = (SAMPLE / "images" / "cat_dog.jpg").read_bytes()
+    fine = b"".join(proto.example_parts(proto.Features(), keys.IMAGE_ENCODED, good))
+    (tmp_path / "x.record").write_bytes(frame(fine) + frame(example))
+    result = run_cli("inspect", tmp_path / "x.record", "--preview", tmp_path / "preview")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "over the limit" in result.output.strip().splitlines()[-1]  # after the statistics
+    assert list((tmp_path / "preview").iterdir()) == []
+    validation = run_cli("validate", tmp_path / "x.record")
+    assert validation.exit_code == 1 and "image-too-large" in validation.output

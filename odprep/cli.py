@@ -88,159 +88,92 @@ def main() -> None:
     """
 
 
-def conversion_options(command):
-    """Options every converter shares."""
-    options = [
-        click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
-                     help="Output TFRecord path (shards: OUTPUT-00000-of-0000N)."),
-        click.option("--label-map", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-                     help="Use this label map; every class must be in it. Without it, "
-                          "label_map.pbtxt is written beside OUTPUT."),
-        click.option("--num-shards", default=1, show_default=True, type=click.IntRange(1),
-                     help="Number of output shards."),
-        click.option("--workers", type=click.IntRange(1), default=None,
-                     help="Parallel worker processes (default: CPU count)."),
-        click.option("--skip-invalid", is_flag=True,
-                     help="Skip bad images/objects with one warning each, instead of stopping."),
-        click.option("--clip-boxes", is_flag=True, help="Clip boxes that run outside the image."),
-        click.option("--skip-empty", is_flag=True, help="Drop images without objects."),
-        click.option("--reencode", is_flag=True,
-                     help="Re-encode BMP/GIF/WebP/TIFF images to PNG instead of rejecting them."),
-        click.option("--allow-outside-images-dir", "allow_outside", is_flag=True,
-                     help="Read images named with '..' or absolute paths outside --images-dir."),
-        *_safety_options(),
-        click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
-    ]
-    command = split_options(command)  # listed after the options above
-    for option in reversed(options):
-        command = option(command)
-    return command
-
-
-def with_safety_options(command):
-    for option in reversed(_safety_options()):
-        command = option(command)
-    return command
-
-
-def _safety_options() -> list:
-    """Limits every converter shares."""
+def _shared_params(box_options: bool) -> list[click.Parameter]:
+    """The options every converter shares, declared once. Format-specific ones come from
+    the registry (odprep.formats)."""
     from odprep.images import DEFAULT_MAX_PIXELS
 
-    return [
-        click.option("--max-pixels", type=click.IntRange(1), default=DEFAULT_MAX_PIXELS,
-                     show_default=True,
-                     help="Refuse images with more pixels than this (decompression bombs)."),
-        click.option("--allow-empty", is_flag=True,
-                     help="Write an empty file when no image is written, instead of failing."),
+    boxes = [
+        click.Option(["--label-map"], type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     help="Use this label map; every class must be in it. Without it, label_map.pbtxt "
+                          "is written beside OUTPUT."),
+    ] if box_options else []
+    params = [
+        click.Option(["-o", "--output"], required=True, type=click.Path(path_type=Path),
+                     help="Output TFRecord path (shards: OUTPUT-00000-of-0000N)."),
+        *boxes,
+        click.Option(["--num-shards"], default=1, show_default=True, type=click.IntRange(1),
+                     help="Number of output shards."),
+        click.Option(["--workers"], type=click.IntRange(1), default=None,
+                     help="Parallel worker processes (default: CPU count)."),
+        click.Option(["--skip-invalid"], is_flag=True,
+                     help="Skip bad images/objects with one warning each, instead of stopping."),
     ]
-
-
-def split_options(command):
-    """Options for splitting by image and oversampling the train split."""
-    options = [
-        click.option("--split", "split_spec", default=None,
+    if box_options:
+        params += [
+            click.Option(["--clip-boxes"], is_flag=True, help="Clip boxes that run outside the image."),
+            click.Option(["--skip-empty"], is_flag=True, help="Drop images without objects."),
+            click.Option(["--allow-outside-images-dir", "allow_outside"], is_flag=True,
+                         help="Read images named with '..' or absolute paths outside --images-dir."),
+        ]
+    return params + [
+        click.Option(["--reencode"], is_flag=True,
+                     help="Re-encode BMP/GIF/WebP/TIFF images to PNG instead of rejecting them."),
+        click.Option(["--max-pixels"], type=click.IntRange(1), default=DEFAULT_MAX_PIXELS, show_default=True,
+                     help="Refuse images with more pixels than this (decompression bombs)."),
+        click.Option(["--allow-empty"], is_flag=True,
+                     help="Write an empty file when no image is written, instead of failing."),
+        click.Option(["-q", "--quiet"], is_flag=True, help="No progress bar."),
+        click.Option(["--split", "split_spec"], default=None,
                      help="Split by image, e.g. train=0.8,val=0.2 (-o must contain {split})."),
-        click.option("--split-from-lists", type=click.Path(exists=True, file_okay=False, path_type=Path),
+        click.Option(["--split-from-lists"], type=click.Path(exists=True, file_okay=False, path_type=Path),
                      help="Take splits from VOC ImageSets/Main/{train,val,test}.txt."),
-        click.option("--seed", default=0, show_default=True, type=int,
+        click.Option(["--seed"], default=0, show_default=True, type=int,
                      help="Seed for splitting and oversampling."),
-        click.option("--oversample", type=click.Choice(["repeat-factor"]), default=None,
+        click.Option(["--oversample"], type=click.Choice(["repeat-factor"]), default=None,
                      help="Repeat-factor sampling (LVIS) of the train split."),
-        click.option("--threshold", default=0.001, show_default=True, type=click.FloatRange(0, 1),
-                     help="Repeat-factor threshold t: images of classes in fewer than t of the "
-                          "images are repeated sqrt(t/f) times."),
-        click.option("--oversample-rounding", type=click.Choice(["stochastic", "ceil"]),
+        click.Option(["--threshold"], default=0.001, show_default=True, type=click.FloatRange(0, 1),
+                     help="Repeat-factor threshold t: images of classes in fewer than t of the images "
+                          "are repeated sqrt(t/f) times."),
+        click.Option(["--oversample-rounding"], type=click.Choice(["stochastic", "ceil"]),
                      default="stochastic", show_default=True, help="How repeat factors are rounded."),
     ]
-    for option in reversed(options):
-        command = option(command)
-    return command
 
 
-def _run_conversion(records, output, label_map_path, num_shards, workers, options, quiet,
-                    summary, built_map=None, total=None, origin="the format's own ids",
-                    split_spec=None, split_from_lists=None, seed=0, oversample=None, threshold=0.001,
-                    oversample_rounding="stochastic", write_label_map=True):
-    from odprep.conversion import convert
-    from odprep.labelmap import LabelMap
-    from odprep.report import format_summary
-    from odprep.writer import tqdm_progress
-
-    label_map = LabelMap.load(label_map_path) if label_map_path else None
-    if split_spec or split_from_lists:
-        return _run_split_conversion(
-            list(records), output, label_map, num_shards, workers, options, quiet, summary, built_map,
-            origin, split_spec, split_from_lists, seed, oversample, threshold, oversample_rounding,
-            write_label_map)
-    if not write_label_map:
-        label_map = built_map
-    if oversample:
-        raise OdprepError("--oversample", "oversampling applies to the train split only",
-                          "Add --split train=...,val=... (or --split-from-lists)")
-    conversion = convert(records, output, label_map=label_map, built_map=built_map,
-                         num_shards=num_shards, workers=workers, options=options,
-                         progress=tqdm_progress(quiet), summary=summary, total=total,
-                         built_map_origin=origin)
-    click.echo(format_summary(conversion))
-    return conversion
-
-
-def _run_split_conversion(records, output, label_map, num_shards, workers, options, quiet, summary,
-                          built_map, origin, split_spec, split_from_lists, seed, oversample, threshold,
-                          rounding, write_label_map):
-    from odprep.conversion import split_and_convert
-    from odprep.report import format_split_summary
-    from odprep.writer import tqdm_progress
-
-    result = split_and_convert(
-        records, output, split_spec=split_spec, split_lists=split_from_lists, seed=seed,
-        oversample_threshold=threshold if oversample else None, rounding=rounding, label_map=label_map,
-        built_map=built_map, built_map_origin=origin, num_shards=num_shards, workers=workers,
-        options=options, progress=tqdm_progress(quiet), summary=summary, write_label_map=write_label_map)
-    click.echo(format_split_summary(result))
-    return result
-
-
-def _encode_options(skip_invalid, clip_boxes, skip_empty, reencode, max_pixels, allow_empty,
-                    include_masks=False, rounding_px=0.0):
+def _convert(fmt, args: dict) -> None:
+    """One converter command: open the format's records, convert, print the summary."""
+    from odprep.conversion import run
     from odprep.example import EncodeOptions
-
-    return EncodeOptions(clip_boxes=clip_boxes, skip_invalid=skip_invalid, skip_empty=skip_empty,
-                         reencode=reencode, include_masks=include_masks, rounding_px=rounding_px,
-                         max_pixels=max_pixels, allow_empty=allow_empty)
-
-
-@main.command("voc2tfr", context_settings=CONTEXT)
-@click.argument("annotations", type=click.Path(exists=True, path_type=Path))
-@click.option("--images-dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Folder holding the images named by <filename>.")
-@conversion_options
-@library_errors
-def voc2tfr(annotations, images_dir, output, label_map, num_shards, workers, skip_invalid, clip_boxes,
-            skip_empty, reencode, allow_outside, max_pixels, allow_empty, quiet, **split):
-    """Convert Pascal VOC XML annotations to OD API TFRecords.
-
-    \b
-    Example:
-      odprep voc2tfr data/Annotations --images-dir data/JPEGImages -o out/train.record --num-shards 4
-    """
-    from odprep.labelmap import LabelMap
+    from odprep.formats import ConvertOptions, ReadContext, SplitOptions
     from odprep.parallel import default_workers
-    from odprep.readers.voc import VocDataset
-    from odprep.writer import Summary
+    from odprep.report import format_result
+    from odprep.writer import Summary, tqdm_progress
 
     summary = Summary()
-    workers = workers or default_workers()
-    dataset = VocDataset(annotations, images_dir, on_invalid=summary.on_invalid if skip_invalid else None,
-                         allow_outside=allow_outside)
-    built_map = None
-    if label_map is None and not skip_invalid:  # a light names-only pass; records stay lazy
-        built_map = LabelMap.build(dataset.class_names(workers))
-    options = _encode_options(skip_invalid, clip_boxes, skip_empty, reencode, max_pixels, allow_empty)
-    _run_conversion(dataset.as_sequence(workers), output, label_map, num_shards, workers, options, quiet,
-                    summary, built_map=built_map, total=len(dataset),
-                    origin="ids from 1, sorted by name", **split)
+    skip = args["skip_invalid"] or args.get("skip_unpaired", False)
+    workers = args["workers"] or default_workers()
+    context = ReadContext(workers, summary.on_invalid if skip else None, args.get("allow_outside", False))
+    encode = EncodeOptions(clip_boxes=args.get("clip_boxes", False), skip_invalid=skip,
+                           skip_empty=args.get("skip_empty", False), reencode=args["reencode"],
+                           max_pixels=args["max_pixels"], allow_empty=args["allow_empty"], **fmt.encode(args))
+    split = SplitOptions(args["split_spec"], args["split_from_lists"], args["seed"],
+                         args["oversample"] is not None, args["threshold"], args["oversample_rounding"])
+    options = ConvertOptions(args["output"], args.get("label_map"), args["num_shards"], workers, encode,
+                             split, args["quiet"])
+    opened = fmt.open(args, context)
+    click.echo(format_result(run(opened, options, summary, tqdm_progress(args["quiet"]))))
+
+
+def _add_converters() -> None:
+    """One command per registry entry."""
+    from odprep.formats import FORMATS
+
+    for fmt in FORMATS.values():
+        callback = library_errors(functools.partial(_convert, fmt))
+        main.add_command(click.Command(
+            fmt.command, callback=lambda _callback=callback, **args: _callback(args),
+            params=[*fmt.params(), *_shared_params(fmt.box_options)], help=fmt.help(),
+            short_help=fmt.summary, context_settings=CONTEXT))
 
 
 @main.command("make-labelmap", context_settings=CONTEXT)
@@ -501,78 +434,6 @@ def check_cmd(config, max_examples, as_json, label_map):
     sys.exit(report.exit_code())
 
 
-@main.command("csv2tfr", context_settings=CONTEXT)
-@click.argument("csv_path", metavar="CSV", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--images-dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Folder holding the images named in the filename column.")
-@click.option("--columns", default=None,
-              help="Map column names, e.g. class=cell_type,xmin=x1 (header names, any order).")
-@click.option("--normalized", is_flag=True, help="Coordinates are already in [0, 1].")
-@conversion_options
-@library_errors
-def csv2tfr(csv_path, images_dir, columns, normalized, output, label_map, num_shards, workers,
-            skip_invalid, clip_boxes, skip_empty, reencode, allow_outside, max_pixels, allow_empty, quiet,
-            **split):
-    """Convert a CSV of boxes to TFRecords (default columns:
-    filename,width,height,class,xmin,ymin,xmax,ymax).
-
-    \b
-    Example:
-      odprep csv2tfr train_labels.csv --images-dir images -o out/train.record
-      odprep csv2tfr test.csv --images-dir JPEGImages --columns class=cell_type -o out/test.record
-    """
-    from odprep.readers.csv import parse_column_mapping, read_csv
-    from odprep.writer import Summary
-
-    summary = Summary()
-    records = read_csv(csv_path, images_dir, columns=parse_column_mapping(columns), normalized=normalized,
-                       on_invalid=summary.on_invalid if skip_invalid else None,
-                       allow_outside=allow_outside)
-    options = _encode_options(skip_invalid, clip_boxes, skip_empty, reencode, max_pixels, allow_empty)
-    _run_conversion(records, output, label_map, num_shards, workers, options, quiet, summary, **split)
-
-
-@main.command("coco2tfr", context_settings=CONTEXT)
-@click.argument("instances", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--images-dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Folder the images' file_name is relative to.")
-@click.option("--include-masks", is_flag=True, help="Write image/object/mask PNGs (0/1, image size).")
-@click.option("--remap-ids", is_flag=True, help="Renumber categories 1..N (records and label map).")
-@conversion_options
-@library_errors
-def coco2tfr(instances, images_dir, include_masks, remap_ids, output, label_map, num_shards, workers,
-             skip_invalid, clip_boxes, skip_empty, reencode, allow_outside, max_pixels, allow_empty, quiet,
-             **split):
-    """Convert COCO instances JSON (boxes, and masks with --include-masks) to TFRecords.
-
-    class/label is the COCO category id, as the OD API and Model Garden converters
-    write it, unless --remap-ids. Without --label-map, label_map.pbtxt with the
-    same ids is written beside OUTPUT.
-
-    \b
-    Example:
-      odprep coco2tfr annotations/instances_train2017.json --images-dir train2017 \\
-          -o out/train.record --num-shards 32 --include-masks
-    """
-    from odprep.readers.coco import read_coco
-    from odprep.writer import Summary
-
-    summary = Summary()
-    dataset = read_coco(instances, images_dir, remap_ids=remap_ids,
-                        on_invalid=summary.on_invalid if skip_invalid else None,
-                        allow_outside=allow_outside)
-    summary.warnings += dataset.notes
-    orphans = dataset.orphan_annotations()
-    if orphans:
-        summary.warnings.append(f"{instances}: {len(orphans)} annotation(s) reference image ids that are "
-                                f"not in images and are left out (annotation ids {orphans[:5]})")
-    options = _encode_options(skip_invalid, clip_boxes, skip_empty, reencode, max_pixels, allow_empty,
-                              include_masks, rounding_px=1.0)
-    _run_conversion(dataset.as_sequence(), output, label_map, num_shards, workers, options, quiet, summary,
-                    built_map=dataset.label_map, total=len(dataset),
-                    origin="categories renumbered 1..N" if remap_ids else "COCO category ids", **split)
-
-
 @main.command("validate", context_settings=CONTEXT)
 @click.argument("records", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--label-map", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -639,47 +500,4 @@ def inspect_cmd(records, label_map, preview, num, as_json, max_pixels):
         click.echo(f"preview: {len(pictures)} image(s) and {preview / 'index.html'}", err=as_json)
 
 
-@main.command("seg2tfr", context_settings=CONTEXT)
-@click.argument("images_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.argument("masks_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Output TFRecord path (shards: OUTPUT-00000-of-0000N).")
-@click.option("--list", "list_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Only these stems, e.g. VOC ImageSets/Segmentation/train.txt.")
-@click.option("--colormap", default=None,
-              help="For RGB colour masks: 'voc' (Pascal VOC palette) or a JSON of colour -> index.")
-@click.option("--num-shards", default=1, show_default=True, type=click.IntRange(1))
-@click.option("--workers", type=click.IntRange(1), default=None, help="Worker processes.")
-@click.option("--skip-unpaired", is_flag=True,
-              help="Skip (and report) images without masks and masks without images.")
-@click.option("--reencode", is_flag=True, help="Store BMP/GIF/WebP/TIFF images as PNG.")
-@with_safety_options
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-@split_options
-@library_errors
-def seg2tfr(images_dir, masks_dir, output, list_file, colormap, num_shards, workers, skip_unpaired,
-            reencode, max_pixels, allow_empty, quiet, **split):
-    """Convert images + class-index masks to DeepLab-style segmentation TFRecords.
-
-    Each image is paired with the mask of the same stem. Palette masks keep their
-    indices (255 = void is kept); RGB masks need --colormap.
-
-    \b
-    Example:
-      odprep seg2tfr VOC2012/JPEGImages VOC2012/SegmentationClass -o seg/train.record \\
-          --list VOC2012/ImageSets/Segmentation/train.txt --num-shards 4
-    """
-    from odprep.example import EncodeOptions
-    from odprep.readers.segmentation import read_segmentation
-    from odprep.segmask import load_colormap
-    from odprep.writer import Summary
-
-    summary = Summary()
-    records = read_segmentation(images_dir, masks_dir, list_file,
-                                on_invalid=summary.on_invalid if skip_unpaired else None)
-    options = EncodeOptions(skip_invalid=skip_unpaired, reencode=reencode, max_pixels=max_pixels,
-                            allow_empty=allow_empty, colormap=load_colormap(colormap) if colormap else None)
-    from odprep.labelmap import LabelMap
-
-    _run_conversion(records, output, None, num_shards, workers, options, quiet, summary,
-                    built_map=LabelMap([]), write_label_map=False, **split)
+_add_converters()

@@ -232,3 +232,31 @@ def split_and_convert(records: Iterable[ImageRecord], output: Path | str, *, spl
                             rounding=rounding, **convert_options)
     result.unlisted = unlisted
     return result
+
+
+def run(opened, options, summary: Summary, progress: ProgressFactory | None = None
+        ) -> Conversion | SplitConversion:
+    """One conversion from a format's opened records (``odprep.formats.Opened``) and one
+    ``ConvertOptions``: split or not, with the user's label map or one built or given by
+    the format."""
+    label_map = LabelMap.load(options.label_map) if options.label_map else None
+    if not opened.write_label_map:
+        label_map = opened.label_map
+    summary.warnings += opened.notes
+    split = options.split
+    if split is not None and (split.spec or split.lists):
+        return split_and_convert(
+            list(opened.records), options.output, split_spec=split.spec, split_lists=split.lists,
+            seed=split.seed, oversample_threshold=split.threshold if split.oversample else None,
+            rounding=split.rounding, label_map=label_map, built_map=opened.label_map,
+            built_map_origin=opened.origin, num_shards=options.num_shards, workers=options.workers,
+            options=options.encode or EncodeOptions(), progress=progress, summary=summary,
+            write_label_map=opened.write_label_map)
+    if split is not None and split.oversample:
+        raise OdprepError("--oversample", "oversampling applies to the train split only",
+                          "Add --split train=...,val=... (or --split-from-lists)")
+    return convert(opened.records, options.output, label_map=label_map, built_map=opened.label_map,
+                   num_shards=options.num_shards, workers=options.workers,
+                   options=options.encode or EncodeOptions(),
+                   progress=progress, summary=summary, total=opened.total,
+                   built_map_origin=opened.origin, write_label_map=opened.write_label_map)

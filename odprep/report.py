@@ -92,3 +92,7 @@ def format_split_summary(result: SplitConversion) -> str:
         origin = f" ({result.label_map_origin})" if result.label_map_written else ""
         lines.append(f"label map {state}: {result.label_map_path}{origin}")
     return "\n".join(lines)
+
+
+def format_result(result: Conversion | SplitConversion) -> str:
+    return format_split_summary(result) if isinstance(result, SplitConversion) else format_summary(result)

@@ -1,0 +1,225 @@
+"""The converters' registry: one entry per annotation format, and the options they share.
+
+An entry says what its command is called, its own arguments, and how to open its records;
+everything else (output, label map, shards, workers, the bad-input policy, limits, splits)
+is shared, declared once in the CLI and carried by one ``ConvertOptions``. Adding a format
+is one reader module and one entry here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+if TYPE_CHECKING:  # the registry is read at CLI start-up: readers load only when a command runs
+    from odprep.example import EncodeOptions
+    from odprep.labelmap import LabelMap
+    from odprep.readers.common import OnInvalid
+
+
+@dataclass(frozen=True)
+class SplitOptions:
+    """--split / --split-from-lists, and repeat-factor oversampling of the train split."""
+
+    spec: str | None = None
+    lists: Path | None = None
+    seed: int = 0
+    oversample: bool = False
+    threshold: float = 0.001
+    rounding: str = "stochastic"
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    """Everything a conversion needs besides its records, as one object."""
+
+    output: Path
+    label_map: Path | None = None
+    num_shards: int = 1
+    workers: int | None = None
+    encode: EncodeOptions | None = None  # None: the defaults
+    split: SplitOptions | None = None
+    quiet: bool = False
+
+
+@dataclass(frozen=True)
+class ReadContext:
+    """What a reader is told: how many workers, and where skips go (None: raise)."""
+
+    workers: int
+    on_invalid: OnInvalid | None
+    allow_outside: bool = False
+
+
+@dataclass
+class Opened:
+    """A format's records, ready for the writer."""
+
+    records: Sequence | object
+    label_map: LabelMap | None = None  # the format's own ids (COCO); None: built from the classes
+    origin: str = "ids from 1, sorted by name"
+    total: int | None = None
+    notes: list[str] = field(default_factory=list)  # warnings for the summary
+    write_label_map: bool = True
+
+
+@dataclass(frozen=True)
+class Format:
+    command: str
+    summary: str
+    details: str
+    examples: tuple[str, ...]
+    params: Callable[[], list[click.Parameter]]  # the format's own arguments and options
+    open: Callable[[dict, ReadContext], Opened]
+    encode: Callable[[dict], dict] = lambda args: {}  # EncodeOptions fields the format's own args set
+    box_options: bool = True  # --label-map, --clip-boxes, --skip-empty, --allow-outside-images-dir apply
+
+    def help(self) -> str:
+        example = "\n".join(f"  {line}" for line in self.examples)
+        return f"{self.summary}\n\n{self.details}\n\n\b\nExample:\n{example}"
+
+
+def _existing(file_okay: bool = True, dir_okay: bool = True) -> click.Path:
+    return click.Path(exists=True, file_okay=file_okay, dir_okay=dir_okay, path_type=Path)
+
+
+def _images_dir(help_text: str) -> click.Option:
+    return click.Option(["--images-dir"], required=True, type=_existing(file_okay=False), help=help_text)
+
+
+# --- Pascal VOC --------------------------------------------------------------------------------
+
+def _open_voc(args: dict, context: ReadContext) -> Opened:
+    from odprep.labelmap import LabelMap
+    from odprep.readers.voc import VocDataset
+
+    dataset = VocDataset(args["annotations"], args["images_dir"], on_invalid=context.on_invalid,
+                         allow_outside=context.allow_outside)
+    label_map = None
+    if context.on_invalid is None:  # a light names-only pass; records stay lazy
+        label_map = LabelMap.build(dataset.class_names(context.workers))
+    return Opened(dataset.as_sequence(context.workers), label_map, total=len(dataset))
+
+
+VOC = Format(
+    command="voc2tfr", summary="Convert Pascal VOC XML annotations to OD API TFRecords.",
+    details="ANNOTATIONS is a folder of XML files (often Annotations/) or one XML file.",
+    examples=("odprep voc2tfr data/Annotations --images-dir data/JPEGImages -o out/train.record "
+              "--num-shards 4",),
+    params=lambda: [click.Argument(["annotations"], type=_existing()),
+                    _images_dir("Folder holding the images named by <filename>.")],
+    open=_open_voc,
+)
+
+
+# --- CSV -------------------------------------------------------------------------------------
+
+def _open_csv(args: dict, context: ReadContext) -> Opened:
+    from odprep.readers.csv import parse_column_mapping, read_csv
+
+    dataset = read_csv(args["csv_path"], args["images_dir"], columns=parse_column_mapping(args["columns"]),
+                       normalized=args["normalized"], on_invalid=context.on_invalid,
+                       allow_outside=context.allow_outside)
+    return Opened(dataset, total=len(dataset))
+
+
+CSV = Format(
+    command="csv2tfr",
+    summary="Convert a CSV of boxes to TFRecords (default columns: "
+            "filename,width,height,class,xmin,ymin,xmax,ymax).",
+    details="Columns are found by header name in any order; --columns maps other names.",
+    examples=("odprep csv2tfr train_labels.csv --images-dir images -o out/train.record",
+              "odprep csv2tfr test.csv --images-dir JPEGImages --columns class=cell_type -o out/test.record"),
+    params=lambda: [
+        click.Argument(["csv_path"], metavar="CSV", type=_existing(dir_okay=False)),
+        _images_dir("Folder holding the images named in the filename column."),
+        click.Option(["--columns"], default=None,
+                     help="Map column names, e.g. class=cell_type,xmin=x1 (header names, any order)."),
+        click.Option(["--normalized"], is_flag=True, help="Coordinates are already in [0, 1]."),
+    ],
+    open=_open_csv,
+)
+
+
+# --- COCO ------------------------------------------------------------------------------------
+
+def _open_coco(args: dict, context: ReadContext) -> Opened:
+    from odprep.readers.coco import read_coco
+
+    dataset = read_coco(args["instances"], args["images_dir"], remap_ids=args["remap_ids"],
+                        on_invalid=context.on_invalid, allow_outside=context.allow_outside)
+    notes = list(dataset.notes)
+    orphans = dataset.orphan_annotations()
+    if orphans:
+        notes.append(f"{args['instances']}: {len(orphans)} annotation(s) reference image ids that are not "
+                     f"in images and are left out (annotation ids {orphans[:5]})")
+    return Opened(dataset.as_sequence(), dataset.label_map,
+                  "categories renumbered 1..N" if args["remap_ids"] else "COCO category ids",
+                  total=len(dataset), notes=notes)
+
+
+COCO = Format(
+    command="coco2tfr",
+    summary="Convert COCO instances JSON (boxes, and masks with --include-masks) to TFRecords.",
+    details="class/label is the COCO category id, as the OD API and Model Garden converters write "
+            "it, unless --remap-ids. Without --label-map, label_map.pbtxt with the same ids is written "
+            "beside OUTPUT.",
+    examples=("odprep coco2tfr annotations/instances_train2017.json --images-dir train2017 \\",
+              "    -o out/train.record --num-shards 32 --include-masks"),
+    params=lambda: [
+        click.Argument(["instances"], type=_existing(dir_okay=False)),
+        _images_dir("Folder the images' file_name is relative to."),
+        click.Option(["--include-masks"], is_flag=True,
+                     help="Write image/object/mask PNGs (0/1, image size)."),
+        click.Option(["--remap-ids"], is_flag=True, help="Renumber categories 1..N (records and label map)."),
+    ],
+    open=_open_coco,
+    encode=lambda args: {"rounding_px": 1.0, "include_masks": args["include_masks"]},
+)
+
+
+# --- semantic segmentation -------------------------------------------------------------------
+
+def _open_segmentation(args: dict, context: ReadContext) -> Opened:
+    from odprep.labelmap import LabelMap
+    from odprep.readers.segmentation import read_segmentation
+
+    records = list(read_segmentation(args["images_dir"], args["masks_dir"], args["list_file"],
+                                     on_invalid=context.on_invalid))
+    return Opened(records, LabelMap([]), write_label_map=False, total=len(records))
+
+
+SEGMENTATION = Format(
+    command="seg2tfr",
+    summary="Convert images + class-index masks to DeepLab-style segmentation TFRecords.",
+    details="Each image is paired with the mask of the same stem. Palette masks keep their indices "
+            "(255 = void is kept); RGB masks need --colormap. --skip-invalid skips (and reports) "
+            "images without masks and masks without images.",
+    examples=("odprep seg2tfr VOC2012/JPEGImages VOC2012/SegmentationClass -o seg/train.record \\",
+              "    --list VOC2012/ImageSets/Segmentation/train.txt --num-shards 4"),
+    params=lambda: [
+        click.Argument(["images_dir"], type=_existing(file_okay=False)),
+        click.Argument(["masks_dir"], type=_existing(file_okay=False)),
+        click.Option(["--list", "list_file"], type=_existing(dir_okay=False),
+                     help="Only these stems, e.g. VOC ImageSets/Segmentation/train.txt."),
+        click.Option(["--colormap"], default=None,
+                     help="For RGB colour masks: 'voc' (Pascal VOC palette) or a JSON of colour -> index."),
+        click.Option(["--skip-unpaired"], is_flag=True, help="The same as --skip-invalid."),
+    ],
+    open=_open_segmentation,
+    encode=lambda args: {"colormap": _colormap(args["colormap"])},
+    box_options=False,
+)
+
+
+def _colormap(spec: str | None):
+    from odprep.segmask import load_colormap
+
+    return load_colormap(spec) if spec else None
+
+
+FORMATS: dict[str, Format] = {entry.command: entry for entry in (VOC, CSV, COCO, SEGMENTATION)}

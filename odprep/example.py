@@ -239,7 +239,7 @@ def _encode(record: ImageRecord, label_map: LabelMap, options: EncodeOptions,
         from odprep.segmask import add_class_mask  # only seg2tfr needs it
 
         try:
-            notes = add_class_mask(feature, record, width, height, options)
+            notes = add_class_mask(feature, record, width, height, options.colormap, options.max_pixels)
         except OdprepError as error:
             _invalid(result, options, error, "skipped_image")
         result.events += [Event("warning", note) for note in notes]

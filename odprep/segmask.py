@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 from collections.abc import MutableMapping
 from pathlib import Path
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from odprep import keys
@@ -19,9 +17,6 @@ from odprep.errors import OdprepError
 from odprep.fileio import read_bytes, read_text
 from odprep.images import DEFAULT_MAX_PIXELS, encode_png, open_checked
 from odprep.model import ImageRecord
-
-if TYPE_CHECKING:
-    from odprep.example import EncodeOptions
 
 Colormap = tuple[tuple[tuple[int, int, int], int], ...]
 
@@ -122,15 +117,15 @@ def _map_colours(rgb: np.ndarray, colormap: Colormap, path: Path, source: str) -
 
 
 def add_class_mask(feature: MutableMapping, record: ImageRecord, width: int, height: int,
-                   options: EncodeOptions) -> list[str]:
+                   colormap: Colormap | None, max_pixels: int = DEFAULT_MAX_PIXELS) -> list[str]:
     """Write image/segmentation/class/{encoded,format} and image/channels into ``feature``."""
     source = record.annotation_path
-    indices, notes = mask_indices(record.class_mask_path, options.colormap, source, options.max_pixels)
+    indices, notes = mask_indices(record.class_mask_path, colormap, source, max_pixels)
     if indices.shape != (height, width):
         raise OdprepError(source, f"mask {record.class_mask_path.name} is {indices.shape[1]}x"
                           f"{indices.shape[0]} but the image is {width}x{height}",
                           "Masks must have their image's size")
-    with open_checked(read_bytes(record.image_path, "image"), options.max_pixels) as image:
+    with open_checked(read_bytes(record.image_path, "image"), max_pixels) as image:
         channels = len(image.getbands()) if image.mode != "P" else 3
     feature[keys.IMAGE_CHANNELS].int64_list.value.append(channels)
     feature[keys.SEG_CLASS_ENCODED].bytes_list.value.append(encode_png(indices))

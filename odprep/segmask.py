@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import MutableMapping
 from pathlib import Path
+
 import numpy as np
 
 from odprep import keys

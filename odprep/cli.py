@@ -31,6 +31,8 @@ def library_errors(command):
             return command(*args, **kwargs)
         except OdprepError as error:
             raise BadInput(error.message) from None
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
         except KeyboardInterrupt as interrupt:
             click.echo("interrupted: no output was written", err=True)
             sys.exit(exit_code(interrupt))

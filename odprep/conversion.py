@@ -244,6 +244,17 @@ def run(opened, options, summary: Summary, progress: ProgressFactory | None = No
         label_map = opened.label_map
     summary.warnings += opened.notes
     split = options.split
+    if opened.splits is not None:  # the format defines its splits
+        if split is not None and (split.spec or split.lists):
+            raise OdprepError("--split", "this source defines its own splits", "Drop --split")
+        split_output(options.output, "check")
+        return convert_splits(
+            opened.splits, options.output, label_map=label_map, built_map=opened.label_map,
+            built_map_origin=opened.origin, num_shards=options.num_shards, workers=options.workers,
+            options=options.encode or EncodeOptions(), progress=progress, summary=summary,
+            oversample_threshold=split.threshold if split is not None and split.oversample else None,
+            seed=split.seed if split is not None else 0,
+            rounding=split.rounding if split is not None else "stochastic")
     if split is not None and (split.spec or split.lists):
         return split_and_convert(
             list(opened.records), options.output, split_spec=split.spec, split_lists=split.lists,

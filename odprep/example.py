@@ -297,8 +297,12 @@ def _mask(obj: ObjectAnnotation, where: str, record: ImageRecord, width: int, he
     from odprep.masks import segmentation_to_png
 
     notes: list[str] = []
+    segmentation = obj.segmentation
+    if record.normalized_boxes and isinstance(segmentation, list):  # polygons in [0, 1]
+        segmentation = [[v * (width if i % 2 == 0 else height) for i, v in enumerate(part)]
+                        if isinstance(part, list) else part for part in segmentation]
     try:
-        png = segmentation_to_png(obj.segmentation, height, width, notes)
+        png = segmentation_to_png(segmentation, height, width, notes)
     except ValueError as exc:
         _invalid(result, options, OdprepError(record.annotation_path, f"cannot rasterise the mask: {exc}",
                                               "Fix the segmentation, or convert without --include-masks",

@@ -65,6 +65,7 @@ class Opened:
     total: int | None = None
     notes: list[str] = field(default_factory=list)  # warnings for the summary
     write_label_map: bool = True
+    splits: dict[str, Sequence] | None = None  # splits the format itself defines (a YOLO data.yaml)
 
 
 @dataclass(frozen=True)
@@ -216,10 +217,59 @@ SEGMENTATION = Format(
 )
 
 
+# --- YOLO ------------------------------------------------------------------------------------
+
+def _open_yolo(args: dict, context: ReadContext) -> Opened:
+    from odprep.errors import OdprepError
+    from odprep.fileio import is_regular_file
+    from odprep.labelmap import LabelMap
+    from odprep.readers.yolo import read_names, read_yolo, read_yolo_yaml
+
+    source = Path(args["source"])
+    if source.suffix.lower() in (".yaml", ".yml"):
+        splits, names = read_yolo_yaml(source, context.on_invalid)
+        records = {name: dataset.as_sequence() for name, dataset in splits.items()}
+        return Opened([], LabelMap.build(names, order="first-seen"), "YOLO class ids + 1, in names order",
+                      splits={name: list(r) for name, r in records.items()})
+    if args["images_dir"] is None:
+        raise OdprepError(source, "--images-dir is needed with a labels folder", "Pass --images-dir DIR")
+    beside = [folder / name for folder in (source, source.parent) for name in ("classes.txt", "obj.names")]
+    names_file = args["names"] or next((path for path in beside if is_regular_file(path)), None)
+    if names_file is None:
+        raise OdprepError(source, "no class names: no classes.txt or obj.names beside the labels",
+                          "Pass --names data.yaml (or a text file with one name per line)")
+    names = read_names(names_file)
+    dataset = read_yolo(source, args["images_dir"], names, context.on_invalid, context.allow_outside)
+    return Opened(dataset.as_sequence(), LabelMap.build(names, order="first-seen"),
+                  "YOLO class ids + 1, in names order", total=len(dataset))
+
+
+YOLO = Format(
+    command="yolo2tfr",
+    summary="Convert YOLO labels (Ultralytics, Roboflow, Darknet) to TFRecords.",
+    details="SOURCE is a folder of label .txt files (with --images-dir and --names), or an Ultralytics "
+            "data.yaml whose train/val/test entries become the splits (-o with {split}). Label ids are "
+            "the YOLO class ids + 1, in the order of the names. Segment lines give the polygon's extent, "
+            "and its mask with --include-masks.",
+    examples=("odprep yolo2tfr labels/train --images-dir images/train --names data.yaml -o out/train.record",
+              "odprep yolo2tfr data.yaml -o 'out/{split}.record'"),
+    params=lambda: [
+        click.Argument(["source"], type=_existing()),
+        click.Option(["--images-dir"], type=_existing(file_okay=False), default=None,
+                     help="Folder of the images (with a labels folder as SOURCE)."),
+        click.Option(["--names"], type=_existing(dir_okay=False), default=None,
+                     help="data.yaml, or a text file with one class name per line (classes.txt, obj.names)."),
+        click.Option(["--include-masks"], is_flag=True, help="Write the masks of segment lines."),
+    ],
+    open=_open_yolo,
+    encode=lambda args: {"rounding_px": 1.0, "include_masks": args["include_masks"]},
+)
+
+
 def _colormap(spec: str | None):
     from odprep.segmask import load_colormap
 
     return load_colormap(spec) if spec else None
 
 
-FORMATS: dict[str, Format] = {entry.command: entry for entry in (VOC, CSV, COCO, SEGMENTATION)}
+FORMATS: dict[str, Format] = {entry.command: entry for entry in (VOC, CSV, COCO, SEGMENTATION, YOLO)}

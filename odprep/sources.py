@@ -18,6 +18,8 @@ CLASS_NAME_READERS: dict[str, tuple[str, str]] = {
     ".xml": ("odprep.readers.voc", "voc_class_names"),
     ".csv": ("odprep.readers.csv", "csv_class_names"),
     ".json": ("odprep.readers.coco", "coco_label_map"),
+    ".yaml": ("odprep.readers.yolo", "read_names"),
+    ".yml": ("odprep.readers.yolo", "read_names"),
 }
 
 

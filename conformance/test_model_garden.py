@@ -69,3 +69,21 @@ def test_two_training_steps_through_official_vision_train_have_finite_losses(exp
     assert result.returncode == 0, log[-3000:]
     losses = [float(v) for v in re.findall(r"'(?:total_loss|training_loss)': (-?[\d.e+-]+|nan|inf)", log)]
     assert losses and all(math.isfinite(v) for v in losses), log[-3000:]
+
+
+def test_evaluation_against_the_tfr2coco_annotation_file(experiments, tmp_path):
+    """VOC records carry file names as source ids: regenerate_source_id is set, and tfr2coco
+    writes the ids Model Garden regenerates, so its COCO evaluator matches every image."""
+    experiment, config, folder = experiments["retinanet_resnet18_fpn_256"]
+    annotations = tmp_path / "val.json"
+    odprep("tfr2coco", folder / "train.record", "-o", annotations, "--label-map", folder / "label_map.pbtxt")
+    evaluated = tmp_path / "exp.yaml"
+    odprep("patch-config", config, "--annotation-file", annotations, "-o", evaluated)
+    result = subprocess.run([sys.executable, "-m", "official.vision.train", f"--experiment={experiment}",
+                             f"--config_file={evaluated}", "--mode=train_and_eval",
+                             f"--model_dir={tmp_path / 'model'}",
+                             "--params_override=trainer.validation_steps=3"],
+                            capture_output=True, text=True, timeout=900)
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-3000:]
+    assert re.search(r"'AP': ", log), log[-3000:]

@@ -436,6 +436,35 @@ def check_cmd(config, max_examples, as_json, label_map):
     sys.exit(report.exit_code())
 
 
+@main.command("tfr2coco", context_settings=CONTEXT)
+@click.argument("records", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write the COCO instances JSON.")
+@click.option("--label-map", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Categories from this map (default: the records' class/label and class/text).")
+@click.option("--image-ids", type=click.Choice(["auto", "source", "regenerated", "sequential"]),
+              default="auto", show_default=True,
+              help="auto: the numeric image/source_id, or else the id Model Garden regenerates "
+                   "(regenerate_source_id: true: a 22-bit hash of the image).")
+@library_errors
+def tfr2coco(records, output, label_map, image_ids):
+    """Write a COCO instances JSON from TFRecords (odprep's or any OD API records): pixel
+    boxes, categories, iscrowd, area, and masks as RLE. Model Garden's evaluator takes it
+    as task.annotation_file.
+
+    \b
+    Example:
+      odprep tfr2coco data/val.record -o data/val.json
+      odprep patch-config exp.yaml --eval-input data/val.record --annotation-file data/val.json -o exp.yaml
+    """
+    from odprep.coco_export import write_coco
+    from odprep.labelmap import LabelMap
+
+    coco, mode = write_coco(records, output, LabelMap.load(label_map) if label_map else None, image_ids)
+    click.echo(f"COCO JSON written: {output} ({len(coco['images'])} images, {len(coco['annotations'])} "
+               f"annotations, {len(coco['categories'])} categories; image ids: {mode})")
+
+
 @main.command("validate", context_settings=CONTEXT)
 @click.argument("records", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--label-map", type=click.Path(exists=True, dir_okay=False, path_type=Path),

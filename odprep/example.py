@@ -88,13 +88,14 @@ def _read_image(record: ImageRecord, options: EncodeOptions, result: EncodedImag
     source = record.annotation_path
     if record.ref:
         source = f"{source}: {record.ref}"
-    if record.image_root is not None and not inside(record.image_path, record.image_root):
+    if record.image_data is None and record.image_root is not None and \
+            not inside(record.image_path, record.image_root):
         _invalid(result, options, OdprepError(
             source, f"image {record.image_path} lies outside the images folder {record.image_root} "
             "(a '..' or absolute file name)", "Fix the file name, or pass --allow-outside-images-dir"),
             "skipped_image")
     try:
-        data = read_bytes(record.image_path, "image")
+        data = record.image_data if record.image_data is not None else read_bytes(record.image_path, "image")
     except OdprepError as error:
         missing = not os.path.lexists(record.image_path) if "\0" not in str(record.image_path) else True
         kind = MissingImage if missing else OdprepError
@@ -286,6 +287,8 @@ def _object_value(obj: ObjectAnnotation, key: str, xmin, ymin, xmax, ymax):
         return obj.view.encode("utf-8")
     if key == keys.IS_CROWD:
         return obj.is_crowd
+    if key in (keys.OCCLUDED, keys.GROUP_OF, keys.DEPICTION):
+        return getattr(obj, key.rsplit("/", 1)[-1])
     if key == keys.AREA:
         return obj.area if obj.area is not None else (xmax - xmin) * (ymax - ymin)
     raise KeyError(key)

@@ -266,10 +266,34 @@ YOLO = Format(
 )
 
 
+# --- KITTI -----------------------------------------------------------------------------------
+
+def _open_kitti(args: dict, context: ReadContext) -> Opened:
+    from odprep.readers.kitti import KittiDataset
+
+    dataset = KittiDataset(args["label_dir"], args["images_dir"], context.on_invalid, context.allow_outside)
+    records = dataset.records()  # small text files: read here, so DontCare regions are counted
+    notes = [f"{args['label_dir']}: {dataset.dont_care} DontCare region(s) left out (they are not objects)"] \
+        if dataset.dont_care else []
+    return Opened(records, total=len(records), notes=notes)
+
+
+KITTI = Format(
+    command="kitti2tfr",
+    summary="Convert KITTI object labels (label_2) to TFRecords.",
+    details="Pixel boxes; truncated (a float) is written as 1 when above 0; occluded (0-3) goes to "
+            "image/object/occluded. DontCare regions are left out and counted in the summary.",
+    examples=("odprep kitti2tfr training/label_2 --images-dir training/image_2 -o out/train.record",),
+    params=lambda: [click.Argument(["label_dir"], type=_existing(file_okay=False)),
+                    _images_dir("Folder holding the images (image_2), named by the labels' stems.")],
+    open=_open_kitti,
+)
+
+
 def _colormap(spec: str | None):
     from odprep.segmask import load_colormap
 
     return load_colormap(spec) if spec else None
 
 
-FORMATS: dict[str, Format] = {entry.command: entry for entry in (VOC, CSV, COCO, SEGMENTATION, YOLO)}
+FORMATS: dict[str, Format] = {entry.command: entry for entry in (VOC, CSV, COCO, SEGMENTATION, YOLO, KITTI)}

@@ -19,6 +19,9 @@ DIFFICULT = "image/object/difficult"
 TRUNCATED = "image/object/truncated"
 VIEW = "image/object/view"
 IS_CROWD = "image/object/is_crowd"
+OCCLUDED = "image/object/occluded"
+GROUP_OF = "image/object/group_of"
+DEPICTION = "image/object/depiction"
 AREA = "image/object/area"
 MASK = "image/object/mask"
 
@@ -52,6 +55,9 @@ PER_OBJECT_KEYS: dict[str, str] = {
     TRUNCATED: "int64",
     VIEW: "bytes",
     IS_CROWD: "int64",
+    OCCLUDED: "int64",
+    GROUP_OF: "int64",
+    DEPICTION: "int64",
     AREA: "float",
     MASK: "bytes",
 }

@@ -25,6 +25,9 @@ class ObjectAnnotation:
     truncated: int = 0
     view: str = ""
     is_crowd: int = 0
+    occluded: int = 0  # KITTI 0..3, CVAT and Open Images 0/1
+    group_of: int = 0
+    depiction: int = 0
     area: float | None = None
     segmentation: Any = None  # COCO polygons or RLE, rasterised only when masks are written
     ref: str = ""  # how messages name the object, e.g. "line 17" or "annotation id 42"
@@ -47,6 +50,7 @@ class ImageRecord:
     notes: tuple[str, ...] = field(default=())  # reader warnings, reported in the summary
     ref: str = ""  # how messages name the image within its annotation file, e.g. "line 12"
     image_root: Path | None = None  # the image must lie in this folder (None: anywhere)
+    image_data: bytes | None = None  # the image itself, when the annotation embeds it (LabelMe)
 
     @property
     def labels(self) -> list[str]:

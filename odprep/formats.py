@@ -290,10 +290,42 @@ KITTI = Format(
 )
 
 
+# --- LabelMe ---------------------------------------------------------------------------------
+
+def _open_labelme(args: dict, context: ReadContext) -> Opened:
+    from odprep.readers.labelme import LabelMeDataset
+
+    dataset = LabelMeDataset(args["json_dir"], args["images_dir"], context.on_invalid)
+    if context.on_invalid is not None:
+        records = dataset.records()
+        return Opened(records, total=len(records))
+    return Opened(dataset.lazy(), total=len(dataset))
+
+
+LABELME = Format(
+    command="labelme2tfr",
+    summary="Convert LabelMe JSON files to TFRecords.",
+    details="imagePath is resolved relative to each JSON (or found by name in --images-dir); embedded "
+            "imageData is used when the image file is missing. Rectangles give boxes, polygons their "
+            "extent (and masks with --include-masks); shapes sharing a group_id form one object; circles, "
+            "lines and points are reported as skipped.",
+    examples=("odprep labelme2tfr annotations/ -o out/train.record --include-masks",),
+    params=lambda: [
+        click.Argument(["json_dir"], type=_existing()),
+        click.Option(["--images-dir"], type=_existing(file_okay=False), default=None,
+                     help="Look the images up here by name (default: imagePath, relative to the JSON)."),
+        click.Option(["--include-masks"], is_flag=True, help="Write polygon (and rectangle) masks."),
+    ],
+    open=_open_labelme,
+    encode=lambda args: {"include_masks": args["include_masks"]},
+)
+
+
 def _colormap(spec: str | None):
     from odprep.segmask import load_colormap
 
     return load_colormap(spec) if spec else None
 
 
-FORMATS: dict[str, Format] = {entry.command: entry for entry in (VOC, CSV, COCO, SEGMENTATION, YOLO, KITTI)}
+FORMATS: dict[str, Format] = {entry.command: entry for entry in (VOC, CSV, COCO, SEGMENTATION, YOLO, KITTI,
+                                                                  LABELME)}

@@ -222,7 +222,8 @@ def _encode(record: ImageRecord, label_map: LabelMap, options: EncodeOptions,
         kept.append((obj, box, label_id, mask))
     if record.objects and not kept:
         # Writing it as a negative would teach "background" where objects are.
-        result.events.append(Event("skipped_image", f"{source}: every object was skipped; the image "
+        named = f"{source}: {record.ref}" if record.ref else source
+        result.events.append(Event("skipped_image", f"{named}: every object was skipped; the image "
                                    "is left out rather than written as a negative"))
         raise _Skip
 

@@ -321,6 +321,35 @@ LABELME = Format(
 )
 
 
+# --- CVAT ------------------------------------------------------------------------------------
+
+def _open_cvat(args: dict, context: ReadContext) -> Opened:
+    from odprep.readers.cvat import read_cvat
+
+    records = read_cvat(args["annotations"], args["images_dir"], context.on_invalid,
+                        args["rotated_as_extent"], context.allow_outside)
+    return Opened(records, total=len(records))
+
+
+CVAT = Format(
+    command="cvat2tfr",
+    summary="Convert CVAT for images 1.1 XML to TFRecords.",
+    details="<box> gives a box (occluded goes to image/object/occluded), <polygon> its extent (and "
+            "mask with --include-masks), <ellipse> centre +/- radii. A rotated shape is bad input unless "
+            "--rotated-as-extent. Polylines, points and tags are reported as skipped.",
+    examples=("odprep cvat2tfr annotations.xml --images-dir images -o out/train.record",),
+    params=lambda: [
+        click.Argument(["annotations"], type=_existing(dir_okay=False)),
+        _images_dir("Folder holding the images named by <image name>."),
+        click.Option(["--include-masks"], is_flag=True, help="Write polygon masks."),
+        click.Option(["--rotated-as-extent"], is_flag=True,
+                     help="Write a rotated box or ellipse as its axis-aligned extent (counted)."),
+    ],
+    open=_open_cvat,
+    encode=lambda args: {"include_masks": args["include_masks"]},
+)
+
+
 def _colormap(spec: str | None):
     from odprep.segmask import load_colormap
 
@@ -328,4 +357,4 @@ def _colormap(spec: str | None):
 
 
 FORMATS: dict[str, Format] = {entry.command: entry for entry in (VOC, CSV, COCO, SEGMENTATION, YOLO, KITTI,
-                                                                  LABELME)}
+                                                                  LABELME, CVAT)}

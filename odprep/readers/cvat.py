@@ -1,0 +1,151 @@
+"""CVAT for images 1.1 XML to ImageRecords.
+
+``<image name width height>`` holds the shapes. ``<box>`` gives a box (``occluded`` goes to
+``image/object/occluded``); ``<polygon>`` its extent, and its mask with --include-masks;
+``<ellipse>`` centre ± radii. A shape rotated by anything but 0 is bad input unless
+``rotated_as_extent``: then its axis-aligned extent is written and counted. ``<polyline>``,
+``<points>``, ``<tag>``, ``<mask>`` and ``<skeleton>`` are not boxes: each is reported as
+skipped. An image without shapes is a negative. The file is streamed, image by image.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from lxml import etree
+
+from odprep import keys
+from odprep.errors import OdprepError
+from odprep.fileio import open_binary
+from odprep.model import ImageRecord, ObjectAnnotation
+from odprep.readers.common import (
+    ImageIndex,
+    OnInvalid,
+    finite_number,
+    flag,
+    pixel_size,
+    raise_or_skip,
+)
+
+CVAT_OBJECT_KEYS = (keys.OCCLUDED,)
+SKIPPED_SHAPES = ("polyline", "points", "tag", "mask", "skeleton", "cuboid")
+
+
+def _shape(element, number: int, path: Path, where_image: str, rotated_as_extent: bool,
+           notes: list[str]) -> ObjectAnnotation | None:
+    kind = element.tag
+    label = (element.get("label") or "").strip()
+    where = f"{where_image}: {kind} {number} ({label[:40] or 'no label'})"
+    if kind in SKIPPED_SHAPES:
+        notes.append(f"{path}: {where}: a {kind} is not a box; skipped")
+        return None
+    if kind not in ("box", "polygon", "ellipse"):
+        notes.append(f"{path}: {where}: unknown shape <{kind}>; skipped")
+        return None
+    if not label:
+        raise OdprepError(path, "the shape has no label", "Give it a label", where)
+
+    def number_of(name: str) -> float:
+        return finite_number(element.get(name), name, path, where)
+
+    rotation = number_of("rotation") if element.get("rotation") is not None else 0.0
+    segmentation = None
+    if kind == "box":
+        xmin, ymin, xmax, ymax = (number_of(n) for n in ("xtl", "ytl", "xbr", "ybr"))
+        corners = [(xmin, ymin), (xmax, ymin), (xmax, ymax), (xmin, ymax)]
+    elif kind == "ellipse":
+        cx, cy, rx, ry = (number_of(n) for n in ("cx", "cy", "rx", "ry"))
+        angle = math.radians(rotation)
+        half_w = math.hypot(rx * math.cos(angle), ry * math.sin(angle))
+        half_h = math.hypot(rx * math.sin(angle), ry * math.cos(angle))
+        xmin, xmax, ymin, ymax = cx - half_w, cx + half_w, cy - half_h, cy + half_h
+        corners = None  # the extent above already accounts for the rotation
+    else:
+        values = []
+        for pair in (element.get("points") or "").split(";"):
+            parts = pair.split(",")
+            if len(parts) != 2:
+                raise OdprepError(path, f"points {pair!r:.30} is not 'x,y'", "Fix the polygon", where)
+            values += [finite_number(v, "a point", path, where) for v in parts]
+        if len(values) < 6:
+            raise OdprepError(path, f"a polygon has {len(values) // 2} points, fewer than 3", "Fix the polygon",
+                              where)
+        xs, ys = values[0::2], values[1::2]
+        xmin, xmax, ymin, ymax = min(xs), max(xs), min(ys), max(ys)
+        corners, segmentation = None, [values]
+    if rotation % 360 and kind != "polygon":  # a polygon's points are absolute already
+        if not rotated_as_extent:
+            raise OdprepError(path, f"the {kind} is rotated by {rotation:g} degrees; the OD API's boxes are "
+                              "axis-aligned", "Pass --rotated-as-extent to write its axis-aligned extent", where)
+        if corners is not None:
+            angle = math.radians(rotation)
+            cx, cy = (xmin + xmax) / 2, (ymin + ymax) / 2
+            turned = [(cx + (x - cx) * math.cos(angle) - (y - cy) * math.sin(angle),
+                       cy + (x - cx) * math.sin(angle) + (y - cy) * math.cos(angle)) for x, y in corners]
+            xmin, xmax = min(p[0] for p in turned), max(p[0] for p in turned)
+            ymin, ymax = min(p[1] for p in turned), max(p[1] for p in turned)
+        notes.append(f"{path}: {where}: rotated by {rotation:g} degrees; its axis-aligned extent is written "
+                     "(--rotated-as-extent)")
+    occluded = flag(element.get("occluded") or "0", "occluded", path, where)
+    return ObjectAnnotation(label=label, xmin=xmin, ymin=ymin, xmax=xmax, ymax=ymax, occluded=occluded,
+                            segmentation=segmentation, ref=where)
+
+
+def read_cvat(xml_path: Path | str, images_dir: Path | str, on_invalid: OnInvalid | None = None,
+              rotated_as_extent: bool = False, allow_outside: bool = False) -> list[ImageRecord]:
+    """One record per <image>, in file order."""
+    path = Path(xml_path)
+    index = ImageIndex(images_dir, allow_outside)
+    records: list[ImageRecord] = []
+    seen_root = False
+    try:
+        with open_binary(path, "CVAT XML") as handle:
+            for event, element in etree.iterparse(handle, events=("start", "end"), resolve_entities=False,
+                                                  no_network=True, remove_comments=True):
+                if event == "start":
+                    if not seen_root:
+                        seen_root = True
+                        if element.tag != "annotations":
+                            raise OdprepError(path, f"root element is <{element.tag}>, not <annotations>",
+                                              "Export as 'CVAT for images 1.1'")
+                    continue
+                if element.tag != "image" or element.getparent() is None \
+                        or element.getparent().tag != "annotations":
+                    continue
+                try:
+                    records.append(_image(element, path, index, on_invalid, rotated_as_extent))
+                except OdprepError as error:
+                    raise_or_skip(on_invalid, "skipped_image", error)
+                element.clear(keep_tail=False)
+                while element.getprevious() is not None:
+                    del element.getparent()[0]
+    except etree.XMLSyntaxError as exc:
+        raise OdprepError(path, f"malformed XML ({exc.msg or 'unknown error'}, line {exc.lineno})",
+                          "Fix the file") from None
+    if not records and on_invalid is None:
+        raise OdprepError(path, "no <image> elements", "Export as 'CVAT for images 1.1' (not video)")
+    return records
+
+
+def _image(element, path: Path, index: ImageIndex, on_invalid: OnInvalid | None,
+           rotated_as_extent: bool) -> ImageRecord:
+    name = (element.get("name") or "").strip()
+    where = f"image {element.get('id', '?')} ({name[:60] or 'no name'})"
+    if not name or "\0" in name:
+        raise OdprepError(path, "the image has no name", "Fix the export", where)
+    width = pixel_size(element.get("width"), "width", path, where)
+    height = pixel_size(element.get("height"), "height", path, where)
+    objects, notes = [], []
+    for number, child in enumerate((c for c in element if isinstance(c.tag, str)), start=1):
+        try:
+            obj = _shape(child, number, path, where, rotated_as_extent, notes)
+        except OdprepError as error:
+            raise_or_skip(on_invalid, "skipped_object", error)
+            continue
+        if obj is not None:
+            objects.append(obj)
+    image_path = index.exact(name) or index.forgiving(name) or index.root / name
+    return ImageRecord(image_path=image_path, filename=name, source_id=name, annotation_path=str(path),
+                       width=width, height=height, objects=tuple(objects), object_keys=CVAT_OBJECT_KEYS,
+                       notes=tuple(notes), ref=where, image_root=index.confinement)

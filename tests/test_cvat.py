@@ -1,0 +1,99 @@
+"""cvat2tfr: CVAT for images 1.1 XML, read back by the real consumers."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from lxml import etree
+
+from odprep.errors import OdprepError
+
+from .conftest import SAMPLE, parse_with_od_api_spec
+from .helpers import assert_bad_input, run_cli
+from .test_fuzz import FUZZ
+from .test_voc import SORTED_IDS, TRUTH
+
+CVAT = SAMPLE / "cvat" / "annotations.xml"
+
+
+def test_cvat_records_equal_the_ground_truth(tf, tmp_path):
+    out = tmp_path / "train.record"
+    result = run_cli("cvat2tfr", CVAT, "--images-dir", SAMPLE / "images", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert "a polyline is not a box; skipped" in result.output and "a tag is not a box" in result.output
+    rows = parse_with_od_api_spec(tf, [out])
+    assert sorted(r["image/filename"].decode() for r in rows) == sorted(TRUTH)
+    for row in rows:
+        (width, height), objects = TRUTH[row["image/filename"].decode()]
+        assert list(row["image/object/class/label"]) == [SORTED_IDS[o[0]] for o in objects]
+        expected = np.array([[o[1] / width, o[3] / width, o[2] / height, o[4] / height] for o in objects],
+                            dtype=np.float32).reshape(-1, 4)
+        got = np.stack([row[f"image/object/bbox/{k}"] for k in ("xmin", "xmax", "ymin", "ymax")], axis=-1)
+        np.testing.assert_allclose(got, expected, atol=1e-6)
+    features = {tf.train.Example.FromString(r.numpy()).features.feature["image/filename"].bytes_list.value[0]:
+                tf.train.Example.FromString(r.numpy()).features.feature
+                for r in tf.data.TFRecordDataset([str(out)])}
+    assert list(features[b"cat_dog.jpg"]["image/object/occluded"].int64_list.value) == [0, 1]
+    assert list(features[b"street.png"]["image/object/occluded"].int64_list.value) == [0, 1]
+
+
+def _xml(tmp_path: Path, shape: str) -> Path:
+    path = tmp_path / "a.xml"
+    path.write_text(f'<annotations><version>1.1</version><image id="0" name="cat_dog.jpg" width="96" '
+                    f'height="64">{shape}</image></annotations>')
+    return path
+
+
+ROTATED = '<box label="cat" occluded="0" xtl="38" ytl="22" xbr="58" ybr="42" rotation="45"/>'
+
+
+def test_rotated_boxes_are_refused_unless_their_extent_is_asked_for(tf, tmp_path):
+    xml = _xml(tmp_path, ROTATED)
+    result = run_cli("cvat2tfr", xml, "--images-dir", SAMPLE / "images", "-o", tmp_path / "x.record")
+    assert_bad_input(result, "rotated by 45 degrees", "--rotated-as-extent")
+    result = run_cli("cvat2tfr", xml, "--images-dir", SAMPLE / "images", "-o", tmp_path / "x.record",
+                     "--rotated-as-extent")
+    assert result.exit_code == 0 and "its axis-aligned extent is written" in result.output
+    row = parse_with_od_api_spec(tf, [tmp_path / "x.record"])[0]
+    half = 10 * 2 ** 0.5  # a 20x20 square turned 45 degrees about (48, 32)
+    np.testing.assert_allclose(row["image/object/bbox/xmin"], [(48 - half) / 96], atol=1e-6)
+    np.testing.assert_allclose(row["image/object/bbox/ymax"], [(32 + half) / 64], atol=1e-6)
+
+
+@pytest.mark.parametrize("shape, fragment", [
+    ('<box label="cat" xtl="8" ytl="10" xbr="x" ybr="50"/>', "xbr 'x' is not a number"),
+    ('<box label="" xtl="8" ytl="10" xbr="40" ybr="50"/>', "the shape has no label"),
+    ('<polygon label="cat" points="1,1;2,2"/>', "fewer than 3"),
+    ('<polygon label="cat" points="1,1;2;3,3"/>', "is not 'x,y'"),
+    ('<box label="cat" occluded="2" xtl="8" ytl="10" xbr="40" ybr="50"/>', "expected 0 or 1"),
+])
+def test_bad_shapes_name_the_image_and_shape(tmp_path, shape, fragment):
+    result = run_cli("cvat2tfr", _xml(tmp_path, shape), "--images-dir", SAMPLE / "images",
+                     "-o", tmp_path / "x.record")
+    assert_bad_input(result, "image 0 (cat_dog.jpg)", fragment)
+
+
+def test_not_a_cvat_file(tmp_path):
+    (tmp_path / "a.xml").write_text("<annotation/>")
+    assert_bad_input(run_cli("cvat2tfr", tmp_path / "a.xml", "--images-dir", SAMPLE / "images",
+                             "-o", tmp_path / "x.record"), "root element is <annotation>")
+
+
+attribute = st.sampled_from(["0", "1", "-3", "nan", "1e400", "x", "", "12.5", "1,1;2,2;3,3", "45"])
+
+
+@FUZZ
+@given(st.sampled_from(["box", "polygon", "ellipse", "tag", "points", "other"]),
+       st.dictionaries(st.sampled_from(["label", "xtl", "ytl", "xbr", "ybr", "cx", "cy", "rx", "ry", "points",
+                                        "rotation", "occluded"]), attribute), st.booleans())
+def test_shape_reader_raises_only_its_own_error(kind, attributes, extent):
+    from odprep.readers.cvat import _shape
+
+    element = etree.Element(kind, **attributes)
+    with contextlib.suppress(OdprepError):
+        _shape(element, 1, Path("a.xml"), "image 0", extent, [])

@@ -465,6 +465,24 @@ def tfr2coco(records, output, label_map, image_ids):
                f"annotations, {len(coco['categories'])} categories; image ids: {mode})")
 
 
+@main.command("tfr2voc", context_settings=CONTEXT)
+@click.argument("records", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for JPEGImages/ and Annotations/.")
+@library_errors
+def tfr2voc(records, output):
+    """Write the images and Pascal VOC XML back from TFRecords (odprep's or any OD API records).
+
+    \b
+    Example:
+      odprep tfr2voc data/train.record -o voc/
+    """
+    from odprep.voc_export import write_voc
+
+    count = write_voc(records, output)
+    click.echo(f"VOC written: {output / 'JPEGImages'} and {output / 'Annotations'} ({count} images)")
+
+
 @main.command("validate", context_settings=CONTEXT)
 @click.argument("records", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--label-map", type=click.Path(exists=True, dir_okay=False, path_type=Path),

@@ -94,3 +94,31 @@ def test_records_that_are_not_examples(tmp_path):
     assert_bad_input(run_cli("tfr2coco", tmp_path / "bad.record", "-o", tmp_path / "x.json"),
                      "record 0", "not an Example")
     assert not (tmp_path / "x.json").exists()
+
+
+def test_voc_to_records_to_voc_to_records_gives_the_same_examples(tf, tmp_path):
+    first = tmp_path / "a" / "x.record"
+    assert run_cli("voc2tfr", SAMPLE / "voc" / "Annotations", "--images-dir", SAMPLE / "images",
+                   "-o", first).exit_code == 0
+    result = run_cli("tfr2voc", first, "-o", tmp_path / "voc")
+    assert result.exit_code == 0 and "(6 images)" in result.output, result.output
+    second = tmp_path / "b" / "x.record"
+    assert run_cli("voc2tfr", tmp_path / "voc" / "Annotations", "--images-dir", tmp_path / "voc" / "JPEGImages",
+                   "-o", second).exit_code == 0
+    before, after = _by_name(tf, first), _by_name(tf, second)
+    assert before.keys() == after.keys()
+    for name, row in before.items():
+        for key in ("image/encoded", "image/object/class/text", "image/object/class/label",
+                    "image/object/difficult"):
+            assert list(np.atleast_1d(row[key])) == list(np.atleast_1d(after[name][key])), key
+        for side in ("xmin", "xmax", "ymin", "ymax"):
+            np.testing.assert_allclose(row[f"image/object/bbox/{side}"], after[name][f"image/object/bbox/{side}"],
+                                       atol=1e-4)
+
+
+def test_tfr2voc_writes_nothing_on_a_bad_record(tmp_path):
+    good = tmp_path / "x.record"
+    run_cli("voc2tfr", SAMPLE / "voc" / "Annotations", "--images-dir", SAMPLE / "images", "-o", good)
+    (tmp_path / "bad.record").write_bytes(good.read_bytes() + frame(b"\xff not a proto"))
+    assert_bad_input(run_cli("tfr2voc", tmp_path / "bad.record", "-o", tmp_path / "voc"), "not an Example")
+    assert not (tmp_path / "voc").exists() or not any((tmp_path / "voc").rglob("*.*"))

@@ -247,6 +247,11 @@ def _encode(record: ImageRecord, label_map: LabelMap, options: EncodeOptions,
         result.events += [Event("warning", note) for note in notes]
     else:
         _add_objects(feature, record, kept, width, height, masks)
+    if record.image_classes:
+        ids = [label_map.id_of(name) for name in record.image_classes]
+        feature[keys.IMAGE_CLASS_TEXT].bytes_list.value.extend(
+            name.encode("utf-8") for name, i in zip(record.image_classes, ids, strict=True) if i is not None)
+        feature[keys.IMAGE_CLASS_LABEL].int64_list.value.extend(i for i in ids if i is not None)
 
     result.parts = frame_parts(proto.example_parts(features, keys.IMAGE_ENCODED, data))
     result.record_size = sum(len(part) for part in result.parts)

@@ -350,6 +350,38 @@ CVAT = Format(
 )
 
 
+# --- Open Images -------------------------------------------------------------------------------
+
+def _open_oid(args: dict, context: ReadContext) -> Opened:
+    from odprep.readers.oid import OpenImagesDataset, read_class_descriptions
+
+    dataset = OpenImagesDataset(args["boxes_csv"], args["images_dir"],
+                                read_class_descriptions(args["class_descriptions"]), args["image_labels"],
+                                context.allow_outside)
+    return Opened(dataset, total=len(dataset))
+
+
+OPEN_IMAGES = Format(
+    command="oid2tfr",
+    summary="Convert Open Images (V6/V7) box CSVs to TFRecords.",
+    details="Boxes are normalised; IsGroupOf, IsOccluded, IsTruncated and IsDepiction go to "
+            "image/object/{group_of,occluded,truncated,depiction}. class/text and the label map's names are "
+            "the display names from --class-descriptions. Only images with rows are written. With "
+            "--image-labels, the positive verified labels go to image/class/{label,text}.",
+    examples=("odprep oid2tfr oidv7-train-annotations-bbox.csv --images-dir train \\",
+              "    --class-descriptions oidv7-class-descriptions-boxable.csv -o out/train.record --num-shards 64"),
+    params=lambda: [
+        click.Argument(["boxes_csv"], type=_existing(dir_okay=False)),
+        _images_dir("Folder holding IMAGEID.jpg files."),
+        click.Option(["--class-descriptions"], required=True, type=_existing(dir_okay=False),
+                     help="The LabelName (MID) -> DisplayName CSV, with or without its header."),
+        click.Option(["--image-labels"], type=_existing(dir_okay=False), default=None,
+                     help="Human-verified image-level labels CSV (ImageID,Source,LabelName,Confidence)."),
+    ],
+    open=_open_oid,
+)
+
+
 def _colormap(spec: str | None):
     from odprep.segmask import load_colormap
 
@@ -357,4 +389,4 @@ def _colormap(spec: str | None):
 
 
 FORMATS: dict[str, Format] = {entry.command: entry for entry in (VOC, CSV, COCO, SEGMENTATION, YOLO, KITTI,
-                                                                  LABELME, CVAT)}
+                                                                  LABELME, CVAT, OPEN_IMAGES)}

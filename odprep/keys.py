@@ -25,6 +25,9 @@ DEPICTION = "image/object/depiction"
 AREA = "image/object/area"
 MASK = "image/object/mask"
 
+IMAGE_CLASS_TEXT = "image/class/text"
+IMAGE_CLASS_LABEL = "image/class/label"
+
 SEG_CLASS_ENCODED = "image/segmentation/class/encoded"
 SEG_CLASS_FORMAT = "image/segmentation/class/format"
 

@@ -51,6 +51,7 @@ class ImageRecord:
     ref: str = ""  # how messages name the image within its annotation file, e.g. "line 12"
     image_root: Path | None = None  # the image must lie in this folder (None: anywhere)
     image_data: bytes | None = None  # the image itself, when the annotation embeds it (LabelMe)
+    image_classes: tuple[str, ...] = ()  # verified image-level labels (Open Images)
 
     @property
     def labels(self) -> list[str]:

@@ -1,0 +1,163 @@
+"""Open Images (V6/V7) box CSVs to ImageRecords, read with pandas' pyarrow engine.
+
+The box CSV has one row per box (``ImageID,...,LabelName,...,XMin,XMax,YMin,YMax,
+IsOccluded,IsTruncated,IsGroupOf,IsDepiction``), normalised; it can hold millions of rows,
+so it is read at once into compact columns and records are built on demand. Labels are
+MIDs; ``class/text`` (and the label map's name) is the class's display name from the
+descriptions file (with or without a header row). Only images with rows are written.
+Verified image-level labels (``--image-labels``) become ``image/class/{label,text}``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from odprep import keys
+from odprep.errors import OdprepError
+from odprep.fileio import open_binary
+from odprep.model import ImageRecord, ObjectAnnotation
+from odprep.readers.common import ImageIndex
+
+BOX_COLUMNS = ("ImageID", "LabelName", "XMin", "XMax", "YMin", "YMax")
+FLAGS = {"IsOccluded": "occluded", "IsTruncated": "truncated", "IsGroupOf": "group_of",
+         "IsDepiction": "depiction"}
+OID_OBJECT_KEYS = (keys.OCCLUDED, keys.TRUNCATED, keys.GROUP_OF, keys.DEPICTION)
+TOLERANCE = 1e-3
+
+
+def _read(path: Path, what: str, **kwargs):
+    import pandas as pd
+
+    try:
+        with open_binary(path, what) as handle:
+            return pd.read_csv(handle, engine="pyarrow", **kwargs)
+    except OdprepError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - pyarrow's parse errors have many types
+        raise OdprepError(path, f"not a readable CSV ({str(exc).splitlines()[0][:160]})", "Fix the file") \
+            from None
+
+
+def read_class_descriptions(path: Path | str) -> dict[str, str]:
+    """MID -> display name, from a descriptions CSV with or without its header row."""
+    path = Path(path)
+    table = _read(path, "class descriptions", header=None, dtype=str)
+    if table.shape[1] < 2:
+        raise OdprepError(path, "needs two columns: LabelName (MID), DisplayName", "Pass the descriptions CSV")
+    pairs = [(str(mid).strip(), str(name).strip()) for mid, name in zip(table[0], table[1], strict=True)]
+    if pairs and pairs[0] == ("LabelName", "DisplayName"):
+        pairs = pairs[1:]
+    names = dict(pairs)
+    if not names or any(not mid or not name or name == "nan" for mid, name in pairs):
+        raise OdprepError(path, "a row has no MID or no display name", "Fix the descriptions CSV")
+    return names
+
+
+class OpenImagesDataset:
+    """The box CSV as compact columns, grouped by image, first-seen order."""
+
+    def __init__(self, boxes_csv: Path | str, images_dir: Path | str, descriptions: dict[str, str],
+                 image_labels: Path | str | None = None, allow_outside: bool = False) -> None:
+        self.path = Path(boxes_csv)
+        self.index = ImageIndex(images_dir, allow_outside)
+        table = _read(self.path, "box CSV", dtype_backend="pyarrow")
+        missing = [c for c in BOX_COLUMNS if c not in table.columns]
+        if missing:
+            raise OdprepError(self.path, f"no {', '.join(missing)} column(s) (columns: "
+                              f"{', '.join(map(str, table.columns))[:200]})", "Pass an Open Images box CSV")
+        if table.empty:
+            raise OdprepError(self.path, "no box rows", "Pass the box CSV of a split")
+        images, self.image_ids = _factorize(table["ImageID"])
+        self.mids = _factorize(table["LabelName"])
+        unknown = sorted(set(self.mids[1]) - set(descriptions))
+        if unknown:
+            raise OdprepError(self.path, f"{len(unknown)} LabelName(s) are not in the class descriptions "
+                              f"(first: {unknown[0]})", "Pass the matching descriptions CSV")
+        self.names = [descriptions[mid] for mid in self.mids[1]]
+        self.coords = {}
+        for column in ("XMin", "XMax", "YMin", "YMax"):
+            values = _numbers(table[column], column, self.path)
+            outside = np.flatnonzero((values < -TOLERANCE) | (values > 1 + TOLERANCE))
+            if outside.size:
+                raise OdprepError(self.path, f"{column} {values[outside[0]]:g} is outside [0, 1]; Open Images "
+                                  "boxes are normalised", "Fix the row", f"line {outside[0] + 2}")
+            self.coords[column] = values.astype(np.float64)
+        self.flags = {}
+        for column, name in FLAGS.items():
+            if column in table.columns:
+                values = _numbers(table[column], column, self.path, default=0)
+                bad = np.flatnonzero(~np.isin(values, (-1, 0, 1)))
+                if bad.size:
+                    raise OdprepError(self.path, f"{column} {values[bad[0]]:g} is not -1, 0 or 1", "Fix the row",
+                                      f"line {bad[0] + 2}")
+                self.flags[name] = values.astype(np.int8)
+        self.rows = np.argsort(images, kind="stable")
+        self.starts = np.concatenate([[0], np.cumsum(np.bincount(images, minlength=len(self.image_ids)))])
+        self.first_line = np.full(len(self.image_ids), 0, dtype=np.int64)
+        self.first_line[images[::-1]] = np.arange(len(images))[::-1] + 2
+        self.image_labels = _image_labels(Path(image_labels), descriptions) if image_labels else {}
+
+    def __len__(self) -> int:
+        return len(self.image_ids)
+
+    def __getitem__(self, position: int) -> ImageRecord:
+        if isinstance(position, slice):
+            return [self[i] for i in range(*position.indices(len(self)))]
+        image_id = self.image_ids[position]
+        objects = []
+        for row in self.rows[self.starts[position]:self.starts[position + 1]].tolist():
+            label = self.names[self.mids[0][row]]
+            flags = {name: int(values[row]) for name, values in self.flags.items()}
+            objects.append(ObjectAnnotation(
+                label=label, xmin=self.coords["XMin"][row], xmax=self.coords["XMax"][row],
+                ymin=self.coords["YMin"][row], ymax=self.coords["YMax"][row], ref=f"line {row + 2} ({label})",
+                **flags))
+        image = self.index.exact(f"{image_id}.jpg") or self.index.forgiving(image_id) or \
+            self.index.root / f"{image_id}.jpg"
+        return ImageRecord(image_path=image, filename=image.name, source_id=image_id,
+                           annotation_path=str(self.path), objects=tuple(objects), normalized_boxes=True,
+                           object_keys=tuple(k for k in OID_OBJECT_KEYS
+                                             if k.rsplit("/", 1)[-1] in self.flags),
+                           image_classes=self.image_labels.get(image_id, ()),
+                           ref=f"image {image_id} (line {self.first_line[position]})",
+                           image_root=self.index.confinement)
+
+    def class_names(self) -> list[str]:
+        return list(self.names)
+
+
+def _factorize(column) -> tuple[np.ndarray, list[str]]:
+    import pandas as pd
+
+    codes, uniques = pd.factorize(column.astype(str).str.strip(), sort=False)
+    return codes.astype(np.int32), [str(u) for u in uniques]
+
+
+def _numbers(column, name: str, path: Path, default: float | None = None) -> np.ndarray:
+    import pandas as pd
+
+    values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    if default is not None:
+        values = np.where(column.isna().to_numpy(), default, values)
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        raise OdprepError(path, f"{name} {column.iloc[bad[0]]!r} is not a finite number", "Fix the row",
+                          f"line {bad[0] + 2}")
+    return values
+
+
+def _image_labels(path: Path, descriptions: dict[str, str]) -> dict[str, tuple[str, ...]]:
+    """ImageID -> display names of its positive (Confidence 1) verified labels."""
+    table = _read(path, "image labels CSV", dtype=str)
+    missing = [c for c in ("ImageID", "LabelName", "Confidence") if c not in table.columns]
+    if missing:
+        raise OdprepError(path, f"no {', '.join(missing)} column(s)", "Pass an Open Images image-labels CSV")
+    positive = table[table["Confidence"].astype(str).str.strip().isin(("1", "1.0"))]
+    out: dict[str, list[str]] = {}
+    for image_id, mid in zip(positive["ImageID"], positive["LabelName"], strict=True):
+        name = descriptions.get(str(mid).strip())
+        if name is not None:
+            out.setdefault(str(image_id).strip(), []).append(name)
+    return {image_id: tuple(dict.fromkeys(names)) for image_id, names in out.items()}

@@ -1,0 +1,64 @@
+"""oid2tfr: Open Images box CSVs, read back by the real consumers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from .conftest import SAMPLE, parse_with_od_api_spec
+from .helpers import assert_bad_input, run_cli
+from .test_voc import SORTED_IDS, TRUTH
+
+OID = SAMPLE / "oid"
+HEADER = "ImageID,Source,LabelName,Confidence,XMin,XMax,YMin,YMax,IsOccluded,IsTruncated,IsGroupOf,IsDepiction\n"
+
+
+def _convert(tmp_path, boxes=OID / "boxes.csv", descriptions=OID / "class-descriptions-boxable.csv", *extra):
+    return run_cli("oid2tfr", boxes, "--images-dir", SAMPLE / "images", "--class-descriptions", descriptions,
+                   "-o", tmp_path / "x.record", *extra)
+
+
+def test_open_images_records_equal_the_ground_truth_with_flags_and_image_labels(tf, tmp_path):
+    result = _convert(tmp_path, OID / "boxes.csv", OID / "class-descriptions-boxable.csv", "--image-labels",
+                      OID / "image-labels.csv")
+    assert result.exit_code == 0, result.output
+    rows = parse_with_od_api_spec(tf, [tmp_path / "x.record"])
+    assert sorted(r["image/filename"].decode() for r in rows) == sorted(set(TRUTH) - {"empty.jpg"})
+    for row in rows:
+        (width, height), objects = TRUTH[row["image/filename"].decode()]
+        assert [t.decode() for t in row["image/object/class/text"]] == [o[0] for o in objects]
+        assert list(row["image/object/class/label"]) == [SORTED_IDS[o[0]] for o in objects]
+        expected = np.array([[o[1] / width, o[3] / width, o[2] / height, o[4] / height] for o in objects],
+                            dtype=np.float32).reshape(-1, 4)
+        got = np.stack([row[f"image/object/bbox/{k}"] for k in ("xmin", "xmax", "ymin", "ymax")], axis=-1)
+        np.testing.assert_allclose(got, expected, atol=2e-6)
+    features = {tf.train.Example.FromString(r.numpy()).features.feature["image/filename"].bytes_list.value[0]:
+                tf.train.Example.FromString(r.numpy()).features.feature
+                for r in tf.data.TFRecordDataset([str(tmp_path / "x.record")])}
+    cat_dog = features[b"cat_dog.jpg"]
+    assert list(cat_dog["image/object/group_of"].int64_list.value) == [0, 1]
+    assert list(cat_dog["image/object/occluded"].int64_list.value) == [0, 1]
+    assert list(cat_dog["image/class/text"].bytes_list.value) == [b"cat"]  # confidence 0 is not positive
+    assert list(cat_dog["image/class/label"].int64_list.value) == [1]
+    assert list(features[b"street.png"]["image/class/text"].bytes_list.value) == [b"dog"]
+
+
+def test_descriptions_with_a_header_row(tmp_path):
+    (tmp_path / "d.csv").write_text("LabelName,DisplayName\n" + (OID / "class-descriptions-boxable.csv").read_text())
+    assert _convert(tmp_path, OID / "boxes.csv", tmp_path / "d.csv").exit_code == 0
+
+
+@pytest.mark.parametrize("row, fragment", [
+    ("cat_dog,x,/m/nope,1,0.1,0.2,0.1,0.2,0,0,0,0\n", "not in the class descriptions"),
+    ("cat_dog,x,/m/01yrx,1,0.1,1.5,0.1,0.2,0,0,0,0\n", "XMax 1.5 is outside [0, 1]"),
+    ("cat_dog,x,/m/01yrx,1,0.1,abc,0.1,0.2,0,0,0,0\n", "XMax 'abc' is not a finite number"),
+    ("cat_dog,x,/m/01yrx,1,0.1,0.2,0.1,0.2,0,0,2,0\n", "IsGroupOf 2 is not -1, 0 or 1"),
+])
+def test_bad_rows_name_the_line(tmp_path, row, fragment):
+    (tmp_path / "b.csv").write_text(HEADER + "cat_dog,x,/m/01yrx,1,0.1,0.2,0.1,0.2,0,0,0,0\n" + row)
+    assert_bad_input(_convert(tmp_path, tmp_path / "b.csv"), "b.csv", fragment)
+
+
+def test_not_a_box_csv(tmp_path):
+    (tmp_path / "b.csv").write_text("a,b\n1,2\n")
+    assert_bad_input(_convert(tmp_path, tmp_path / "b.csv"), "no ImageID, LabelName")

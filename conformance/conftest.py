@@ -24,6 +24,13 @@ DATASETS = {
     "coco": (["coco2tfr", SAMPLE / "coco" / "instances.json", "--images-dir", SAMPLE / "images"], False),
     "coco_masks": (["coco2tfr", SAMPLE / "coco" / "instances.json", "--images-dir", SAMPLE / "images",
                     "--include-masks"], True),
+    "yolo": (["yolo2tfr", SAMPLE / "yolo" / "labels", "--images-dir", SAMPLE / "images", "--names",
+              SAMPLE / "yolo" / "classes.txt"], False),
+    "labelme": (["labelme2tfr", SAMPLE / "labelme"], False),
+    "cvat": (["cvat2tfr", SAMPLE / "cvat" / "annotations.xml", "--images-dir", SAMPLE / "images"], False),
+    "kitti": (["kitti2tfr", SAMPLE / "kitti" / "label_2", "--images-dir", SAMPLE / "images"], False),
+    "oid": (["oid2tfr", SAMPLE / "oid" / "boxes.csv", "--images-dir", SAMPLE / "images", "--class-descriptions",
+             SAMPLE / "oid" / "class-descriptions-boxable.csv"], False),
 }
 
 

@@ -62,3 +62,14 @@ def test_bad_rows_name_the_line(tmp_path, row, fragment):
 def test_not_a_box_csv(tmp_path):
     (tmp_path / "b.csv").write_text("a,b\n1,2\n")
     assert_bad_input(_convert(tmp_path, tmp_path / "b.csv"), "no ImageID, LabelName")
+
+
+def test_the_c_engine_fallback_gives_the_same_records(tmp_path, monkeypatch):
+    from odprep.readers import oid
+
+    arrow = oid.OpenImagesDataset(OID / "boxes.csv", SAMPLE / "images",
+                                  oid.read_class_descriptions(OID / "class-descriptions-boxable.csv"))
+    monkeypatch.setattr(oid, "_engine", lambda: {"engine": "c"})
+    c = oid.OpenImagesDataset(OID / "boxes.csv", SAMPLE / "images",
+                              oid.read_class_descriptions(OID / "class-descriptions-boxable.csv"))
+    assert [arrow[i] for i in range(len(arrow))] == [c[i] for i in range(len(c))]

@@ -27,12 +27,25 @@ OID_OBJECT_KEYS = (keys.OCCLUDED, keys.TRUNCATED, keys.GROUP_OF, keys.DEPICTION)
 TOLERANCE = 1e-3
 
 
-def _read(path: Path, what: str, **kwargs):
+def _engine() -> dict:
+    """pandas' pyarrow engine (multi-threaded, Arrow strings) when pyarrow imports; else its C
+    engine, also vectorised (pyarrow >= 20 needs NumPy 2, which TensorFlow 2.15 setups lack)."""
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        return {"engine": "c"}
+    return {"engine": "pyarrow"}
+
+
+def _read(path: Path, what: str, arrow_strings: bool = False, **kwargs):
     import pandas as pd
 
+    engine = _engine()
+    if arrow_strings and engine["engine"] == "pyarrow":
+        kwargs["dtype_backend"] = "pyarrow"
     try:
         with open_binary(path, what) as handle:
-            return pd.read_csv(handle, engine="pyarrow", **kwargs)
+            return pd.read_csv(handle, **engine, **kwargs)
     except OdprepError:
         raise
     except Exception as exc:  # noqa: BLE001 - pyarrow's parse errors have many types
@@ -62,7 +75,7 @@ class OpenImagesDataset:
                  image_labels: Path | str | None = None, allow_outside: bool = False) -> None:
         self.path = Path(boxes_csv)
         self.index = ImageIndex(images_dir, allow_outside)
-        table = _read(self.path, "box CSV", dtype_backend="pyarrow")
+        table = _read(self.path, "box CSV", arrow_strings=True)
         missing = [c for c in BOX_COLUMNS if c not in table.columns]
         if missing:
             raise OdprepError(self.path, f"no {', '.join(missing)} column(s) (columns: "

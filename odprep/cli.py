@@ -203,17 +203,17 @@ def make_labelmap(sources, output, order, merge_with, remap_ids):
     from odprep.sources import class_names_from
 
     names: list[str] = []
-    coco_pairs: list[tuple[int, str]] = []
+    coco_items: dict[int, object] = {}
     for source in sources:
         found = class_names_from(source, remap_ids=remap_ids)
         if isinstance(found, LabelMap):
-            coco_pairs += [(item.id, item.name) for item in found.items]
+            coco_items.update({item.id: item for item in found.items})
         else:
             names += found
-    if coco_pairs and not names and merge_with is None:
-        built = LabelMap.from_pairs(dict(coco_pairs).items())
+    if coco_items and not names and merge_with is None:
+        built = LabelMap(coco_items[i] for i in sorted(coco_items))  # ids and keypoints as given
     else:
-        names = [name for _, name in sorted(coco_pairs)] + names
+        names = [coco_items[i].name for i in sorted(coco_items)] + names
         if merge_with is not None:
             built = LabelMap.load(merge_with).merge(names, order=order)
         else:

@@ -277,11 +277,33 @@ def _add_objects(feature, record: ImageRecord, kept, width: int, height: int, ma
             columns[key].append(_object_value(obj, key, xmin, ymin, xmax, ymax))
     if masks is not None:
         columns[keys.MASK] = masks
+    if any(obj.keypoint_names for obj, *_ in kept):
+        _add_keypoints(feature, [obj for obj, *_ in kept], width, height)
     for key, values in columns.items():
         kind = keys.PER_OBJECT_KEYS[key]
         value_list = getattr(feature[key], f"{kind}_list")
         value_list.SetInParent()  # an empty list keeps its type for negatives
         value_list.value.extend(values)
+
+
+def _add_keypoints(feature, objects: list[ObjectAnnotation], width: int, height: int) -> None:
+    """As the OD API's COCO converter writes them: K keypoints for every object (zeros with
+    visibility 0 where an object has none), normalised, COCO's visibility, names, and the
+    number labeled per object. Its decoder turns visibility 0 into NaN."""
+    names = next(obj.keypoint_names for obj in objects if obj.keypoint_names)
+    xs, ys, visibility, texts, counts = [], [], [], [], []
+    for obj in objects:
+        values = obj.keypoints if obj.keypoints is not None else (0.0, 0.0, 0) * len(names)
+        xs += [x / width for x in values[0::3]]
+        ys += [y / height for y in values[1::3]]
+        visibility += [int(v) for v in values[2::3]]
+        texts += [name.encode("utf-8") for name in names]
+        counts.append(sum(1 for v in values[2::3] if v > 0))
+    feature[keys.KEYPOINT_X].float_list.value.extend(xs)
+    feature[keys.KEYPOINT_Y].float_list.value.extend(ys)
+    feature[keys.KEYPOINT_VISIBILITY].int64_list.value.extend(visibility)
+    feature[keys.KEYPOINT_TEXT].bytes_list.value.extend(texts)
+    feature[keys.KEYPOINT_NUM].int64_list.value.extend(counts)
 
 
 def _object_value(obj: ObjectAnnotation, key: str, xmin, ymin, xmax, ymax):

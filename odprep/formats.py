@@ -152,7 +152,8 @@ def _open_coco(args: dict, context: ReadContext) -> Opened:
     from odprep.readers.coco import read_coco
 
     dataset = read_coco(args["instances"], args["images_dir"], remap_ids=args["remap_ids"],
-                        on_invalid=context.on_invalid, allow_outside=context.allow_outside)
+                        on_invalid=context.on_invalid, allow_outside=context.allow_outside,
+                        include_keypoints=args["include_keypoints"])
     notes = list(dataset.notes)
     orphans = dataset.orphan_annotations()
     if orphans:
@@ -177,6 +178,8 @@ COCO = Format(
         click.Option(["--include-masks"], is_flag=True,
                      help="Write image/object/mask PNGs (0/1, image size)."),
         click.Option(["--remap-ids"], is_flag=True, help="Renumber categories 1..N (records and label map)."),
+        click.Option(["--include-keypoints"], is_flag=True,
+                     help="Write image/object/keypoint/{x,y,visibility,text,num} (COCO person_keypoints)."),
     ],
     open=_open_coco,
     encode=lambda args: {"rounding_px": 1.0, "include_masks": args["include_masks"]},

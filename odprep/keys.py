@@ -25,6 +25,12 @@ DEPICTION = "image/object/depiction"
 AREA = "image/object/area"
 MASK = "image/object/mask"
 
+KEYPOINT_X = "image/object/keypoint/x"  # per keypoint, K per object, normalised
+KEYPOINT_Y = "image/object/keypoint/y"
+KEYPOINT_VISIBILITY = "image/object/keypoint/visibility"  # COCO's v: 0 unlabeled, 1 hidden, 2 visible
+KEYPOINT_TEXT = "image/object/keypoint/text"
+KEYPOINT_NUM = "image/object/keypoint/num"  # per object: how many are labeled
+
 IMAGE_CLASS_TEXT = "image/class/text"
 IMAGE_CLASS_LABEL = "image/class/label"
 

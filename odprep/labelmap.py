@@ -37,11 +37,25 @@ def _integer(field: prototext.Field, fail) -> int:
     return number
 
 
+def _keypoints(block: prototext.Message, fail) -> tuple[tuple[int, str], ...]:
+    pairs = []
+    for field in block.all("keypoints"):
+        if not isinstance(field.value, prototext.Message):
+            raise fail(field.start, "keypoints must be a block: keypoints { id: 0 label: \"nose\" }",
+                       "Fix the keypoints")
+        id_field, label = field.value.first("id"), field.value.scalar("label")
+        if id_field is None or label is None:
+            raise fail(field.start, "a keypoints block needs an id and a label", "Fix the keypoints")
+        pairs.append((_integer(id_field, fail), label))
+    return tuple(pairs)
+
+
 @dataclass(frozen=True, slots=True)
 class LabelMapItem:
     id: int
     name: str
     display_name: str | None = None
+    keypoints: tuple[tuple[int, str], ...] = ()  # (id, label): what CenterNet keypoint configs read
 
 
 class LabelMap:
@@ -123,7 +137,7 @@ class LabelMap:
                            "List every class once")
             seen_ids[item_id] = prototext.line_col(text, id_field.start)[0]
             seen_names[name] = prototext.line_col(text, fld.start)[0]
-            items.append(LabelMapItem(item_id, name, names.get("display_name")))
+            items.append(LabelMapItem(item_id, name, names.get("display_name"), _keypoints(block, fail)))
         return cls(items, source)
 
     # --- queries ------------------------------------------------------------------------------
@@ -192,6 +206,7 @@ class LabelMap:
             lines = ["item {", f"  id: {item.id}", f"  name: {prototext.quote(item.name)}"]
             if item.display_name:
                 lines.append(f"  display_name: {prototext.quote(item.display_name)}")
+            lines += [f"  keypoints {{ id: {k} label: {prototext.quote(label)} }}" for k, label in item.keypoints]
             blocks.append("\n".join([*lines, "}"]))
         return "\n\n".join(blocks) + "\n"
 

@@ -30,6 +30,8 @@ class ObjectAnnotation:
     depiction: int = 0
     area: float | None = None
     segmentation: Any = None  # COCO polygons or RLE, rasterised only when masks are written
+    keypoints: tuple[float, ...] | None = None  # COCO [x, y, v] * K in pixels, when asked for
+    keypoint_names: tuple[str, ...] = ()
     ref: str = ""  # how messages name the object, e.g. "line 17" or "annotation id 42"
 
 

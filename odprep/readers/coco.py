@@ -99,7 +99,10 @@ def _label_map(data: dict, path: Path, remap_ids: bool, notes: list[str] | None 
             raise OdprepError(path, f"category {cat_id} ({name!r}) has an id outside 1..2^31-1; 0 is "
                               "the OD API's background", "Renumber categories from 1 (coco2tfr and "
                               "make-labelmap take --remap-ids)")
-        items.append(LabelMapItem(new_id if remap_ids else cat_id, name))
+        keypoints = category.get("keypoints")
+        pairs = tuple(enumerate(keypoints)) if isinstance(keypoints, list) and \
+            all(isinstance(k, str) and k for k in keypoints) else ()
+        items.append(LabelMapItem(new_id if remap_ids else cat_id, name, keypoints=pairs))
     return LabelMap(items)
 
 
@@ -120,6 +123,8 @@ class CocoDataset:
     allow_outside: bool = False
     remap: dict[int, str] | None = None  # category id -> name
     notes: list[str] = field(default_factory=list)  # reported in the summary
+    keypoint_names: tuple[str, ...] | None = None  # the K keypoint names, with --include-keypoints
+    categories_keypoints: dict[int, tuple[str, ...]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.data["images"])
@@ -210,10 +215,35 @@ class CocoDataset:
         if crowd not in (0, 1) or isinstance(crowd, float) and not crowd.is_integer():
             raise OdprepError(self.path, f"iscrowd is {_describe(crowd)}, expected 0 or 1", "Fix iscrowd",
                               where)
+        keypoints, keypoint_names = None, ()
+        if self.keypoint_names is not None:
+            keypoint_names = self.keypoint_names
+            keypoints = self._keypoints(annotation, category, where)
         return ObjectAnnotation(
             label=label, xmin=x, ymin=y, xmax=x + w, ymax=y + h, is_crowd=int(crowd), area=area,
-            segmentation=annotation.get("segmentation"), ref=where,
+            segmentation=annotation.get("segmentation"), keypoints=keypoints, keypoint_names=keypoint_names,
+            ref=where,
         )
+
+    def _keypoints(self, annotation: dict, category: int, where: str) -> tuple[float, ...] | None:
+        """[x, y, v] * K in pixels, checked; None for an object of a class without keypoints."""
+        names = self.categories_keypoints.get(category, ())
+        values = annotation.get("keypoints")
+        if not names:
+            if values:
+                raise OdprepError(self.path, "keypoints on an object whose category names none",
+                                  "Add the category's keypoints list", where)
+            return None
+        if values is None:
+            return None  # written as K unlabeled points, as the OD API does
+        if not isinstance(values, list) or len(values) != 3 * len(names):
+            raise OdprepError(self.path, f"keypoints holds {len(values) if isinstance(values, list) else values!r:.20} "
+                              f"values; the category names {len(names)} keypoints, so 3 x {len(names)}",
+                              "Fix the keypoints", where)
+        numbers = [_finite(v, "keypoints", self.path, where) for v in values]
+        if any(v not in (0, 1, 2) for v in numbers[2::3]):
+            raise OdprepError(self.path, "a keypoint visibility is not 0, 1 or 2", "Fix the keypoints", where)
+        return tuple(numbers)
 
 
 def _finite(value: object, name: str, path: Path, where: str) -> float:
@@ -223,8 +253,24 @@ def _finite(value: object, name: str, path: Path, where: str) -> float:
     return float(value)
 
 
+def category_keypoints(data: dict, path: Path) -> dict[int, tuple[str, ...]]:
+    """Category id -> its keypoint names (COCO person_keypoints files)."""
+    out = {}
+    for category in data["categories"]:
+        names = category.get("keypoints")
+        if names is None:
+            continue
+        if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+            raise OdprepError(path, f"category {category['id']} has keypoints {names!r:.60}, not a list of "
+                              "names", "Fix the categories")
+        if names:
+            out[category["id"]] = tuple(names)
+    return out
+
+
 def read_coco(instances: Path | str, images_dir: Path | str, remap_ids: bool = False,
-              on_invalid: OnInvalid | None = None, allow_outside: bool = False) -> CocoDataset:
+              on_invalid: OnInvalid | None = None, allow_outside: bool = False,
+              include_keypoints: bool = False) -> CocoDataset:
     """Load a COCO instances file; iterate ``.records()`` and use ``.label_map``."""
     path = Path(instances)
     data = _load(path)
@@ -238,4 +284,15 @@ def read_coco(instances: Path | str, images_dir: Path | str, remap_ids: bool = F
                               "Point every annotation at an image id")
     notes: list[str] = []
     label_map = _label_map(data, path, remap_ids, notes)
-    return CocoDataset(path, images_dir, data, label_map, on_invalid, allow_outside, notes=notes)
+    dataset = CocoDataset(path, images_dir, data, label_map, on_invalid, allow_outside, notes=notes)
+    if include_keypoints:
+        dataset.categories_keypoints = category_keypoints(data, path)
+        kinds = set(dataset.categories_keypoints.values())
+        if not kinds:
+            raise OdprepError(path, "--include-keypoints: no category names keypoints",
+                              "Pass a person_keypoints_*.json file")
+        if len(kinds) > 1:
+            raise OdprepError(path, "categories name different keypoint lists; the OD API's records hold one",
+                              "Convert one keypoint category at a time")
+        dataset.keypoint_names = kinds.pop()
+    return dataset

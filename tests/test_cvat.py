@@ -16,7 +16,7 @@ from odprep.errors import OdprepError
 from .conftest import SAMPLE, parse_with_od_api_spec
 from .helpers import assert_bad_input, run_cli
 from .test_fuzz import FUZZ
-from .test_voc import SORTED_IDS, TRUTH
+from .test_voc import assert_matches_truth
 
 CVAT = SAMPLE / "cvat" / "annotations.xml"
 
@@ -27,14 +27,7 @@ def test_cvat_records_equal_the_ground_truth(tf, tmp_path):
     assert result.exit_code == 0, result.output
     assert "a polyline is not a box; skipped" in result.output and "a tag is not a box" in result.output
     rows = parse_with_od_api_spec(tf, [out])
-    assert sorted(r["image/filename"].decode() for r in rows) == sorted(TRUTH)
-    for row in rows:
-        (width, height), objects = TRUTH[row["image/filename"].decode()]
-        assert list(row["image/object/class/label"]) == [SORTED_IDS[o[0]] for o in objects]
-        expected = np.array([[o[1] / width, o[3] / width, o[2] / height, o[4] / height] for o in objects],
-                            dtype=np.float32).reshape(-1, 4)
-        got = np.stack([row[f"image/object/bbox/{k}"] for k in ("xmin", "xmax", "ymin", "ymax")], axis=-1)
-        np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert_matches_truth(rows)
     features = {tf.train.Example.FromString(r.numpy()).features.feature["image/filename"].bytes_list.value[0]:
                 tf.train.Example.FromString(r.numpy()).features.feature
                 for r in tf.data.TFRecordDataset([str(out)])}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -15,7 +14,7 @@ from odprep.errors import OdprepError
 from .conftest import SAMPLE, parse_with_od_api_spec
 from .helpers import assert_bad_input, run_cli
 from .test_fuzz import FUZZ
-from .test_voc import TRUTH
+from .test_voc import assert_matches_truth
 
 KITTI = SAMPLE / "kitti" / "label_2"
 
@@ -26,15 +25,7 @@ def test_kitti_records_equal_the_ground_truth_and_carry_the_flags(tf, tmp_path):
     assert result.exit_code == 0, result.output
     assert "1 DontCare region(s) left out" in result.output
     rows = parse_with_od_api_spec(tf, [out])
-    assert sorted(r["image/filename"].decode() for r in rows) == sorted(TRUTH)
-    for row in rows:
-        (width, height), objects = TRUTH[row["image/filename"].decode()]
-        assert [t.decode() for t in row["image/object/class/text"]] == \
-            [o[0].replace(" ", "_") for o in objects]
-        expected = np.array([[o[1] / width, o[3] / width, o[2] / height, o[4] / height] for o in objects],
-                            dtype=np.float32).reshape(-1, 4)
-        got = np.stack([row[f"image/object/bbox/{k}"] for k in ("xmin", "xmax", "ymin", "ymax")], axis=-1)
-        np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert_matches_truth(rows, expect_labels=False, text=lambda name: name.replace(" ", "_"))
     records = {tf.train.Example.FromString(r.numpy()).features.feature["image/filename"].bytes_list.value[0]:
                tf.train.Example.FromString(r.numpy()).features.feature
                for r in tf.data.TFRecordDataset([str(out)])}

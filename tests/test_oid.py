@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from .conftest import SAMPLE, parse_with_od_api_spec
 from .helpers import assert_bad_input, run_cli
-from .test_voc import SORTED_IDS, TRUTH
+from .test_voc import TRUTH, assert_matches_truth
 
 OID = SAMPLE / "oid"
 HEADER = "ImageID,Source,LabelName,Confidence,XMin,XMax,YMin,YMax,IsOccluded,IsTruncated,IsGroupOf,IsDepiction\n"
@@ -23,15 +22,7 @@ def test_open_images_records_equal_the_ground_truth_with_flags_and_image_labels(
                       OID / "image-labels.csv")
     assert result.exit_code == 0, result.output
     rows = parse_with_od_api_spec(tf, [tmp_path / "x.record"])
-    assert sorted(r["image/filename"].decode() for r in rows) == sorted(set(TRUTH) - {"empty.jpg"})
-    for row in rows:
-        (width, height), objects = TRUTH[row["image/filename"].decode()]
-        assert [t.decode() for t in row["image/object/class/text"]] == [o[0] for o in objects]
-        assert list(row["image/object/class/label"]) == [SORTED_IDS[o[0]] for o in objects]
-        expected = np.array([[o[1] / width, o[3] / width, o[2] / height, o[4] / height] for o in objects],
-                            dtype=np.float32).reshape(-1, 4)
-        got = np.stack([row[f"image/object/bbox/{k}"] for k in ("xmin", "xmax", "ymin", "ymax")], axis=-1)
-        np.testing.assert_allclose(got, expected, atol=2e-6)
+    assert_matches_truth(rows, atol=2e-6, images=set(TRUTH) - {"empty.jpg"})
     features = {tf.train.Example.FromString(r.numpy()).features.feature["image/filename"].bytes_list.value[0]:
                 tf.train.Example.FromString(r.numpy()).features.feature
                 for r in tf.data.TFRecordDataset([str(tmp_path / "x.record")])}

@@ -27,6 +27,22 @@ TRUTH = {
 SORTED_IDS = {"cat": 1, "dog": 2, "traffic light": 3}
 
 
+def assert_matches_truth(rows, expect_labels: bool = True, atol: float = 1e-6, text=lambda name: name,
+                         images=None) -> None:
+    """Records (parsed with the OD API spec) hold exactly the sample ground truth: every
+    format's sample folder describes the same images, so every reader must agree."""
+    assert sorted(r["image/filename"].decode() for r in rows) == sorted(images or TRUTH)
+    for row in rows:
+        (width, height), objects = TRUTH[row["image/filename"].decode()]
+        assert [t.decode() for t in row["image/object/class/text"]] == [text(o[0]) for o in objects]
+        if expect_labels:
+            assert list(row["image/object/class/label"]) == [SORTED_IDS[o[0]] for o in objects]
+        expected = np.array([[o[1] / width, o[3] / width, o[2] / height, o[4] / height] for o in objects],
+                            dtype=np.float32).reshape(-1, 4)
+        got = np.stack([row[f"image/object/bbox/{k}"] for k in ("xmin", "xmax", "ymin", "ymax")], axis=-1)
+        np.testing.assert_allclose(got, expected, rtol=0, atol=atol)
+
+
 def convert_sample(tmp_path, *extra):
     out = tmp_path / "out" / "train.record"
     result = run_cli("voc2tfr", SAMPLE / "voc" / "Annotations", "--images-dir", SAMPLE / "images",

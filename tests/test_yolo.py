@@ -6,7 +6,6 @@ import contextlib
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -16,7 +15,7 @@ from odprep.errors import OdprepError
 from .conftest import SAMPLE, parse_with_od_api_spec
 from .helpers import assert_bad_input, leftovers, run_cli
 from .test_fuzz import FUZZ
-from .test_voc import SORTED_IDS, TRUTH
+from .test_voc import assert_matches_truth
 
 YOLO = SAMPLE / "yolo"
 
@@ -26,15 +25,7 @@ def test_yolo_records_equal_the_ground_truth_of_the_other_formats(tf, tmp_path):
     result = run_cli("yolo2tfr", YOLO / "labels", "--images-dir", SAMPLE / "images", "-o", out)
     assert result.exit_code == 0, result.output
     rows = parse_with_od_api_spec(tf, [out])
-    assert sorted(r["image/filename"].decode() for r in rows) == sorted(TRUTH)
-    for row in rows:
-        (width, height), objects = TRUTH[row["image/filename"].decode()]
-        assert [t.decode() for t in row["image/object/class/text"]] == [o[0] for o in objects]
-        assert list(row["image/object/class/label"]) == [SORTED_IDS[o[0]] for o in objects]
-        expected = np.array([[o[1] / width, o[3] / width, o[2] / height, o[4] / height] for o in objects],
-                            dtype=np.float32).reshape(-1, 4)
-        got = np.stack([row[f"image/object/bbox/{k}"] for k in ("xmin", "xmax", "ymin", "ymax")], axis=-1)
-        np.testing.assert_allclose(got, expected, atol=2e-6)  # the files hold 6 decimals
+    assert_matches_truth(rows, atol=2e-6)  # the files hold 6 decimals
 
 
 @pytest.fixture

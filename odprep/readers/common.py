@@ -119,3 +119,15 @@ class LazyRecords(Sequence):
         if isinstance(index, slice):
             return [self.build(i) for i in range(*index.indices(self.size))]
         return self.build(range(self.size)[index])
+
+
+def build_all(count: int, build: Callable[[int], object], on_invalid: OnInvalid | None) -> list:
+    """Every record, built in this process (so that its skips are reported here): a record
+    that cannot be built is raised, or skipped with ``on_invalid``."""
+    out = []
+    for position in range(count):
+        try:
+            out.append(build(position))
+        except OdprepError as error:
+            raise_or_skip(on_invalid, "skipped_image", error)
+    return out

@@ -15,7 +15,14 @@ from odprep import keys
 from odprep.errors import OdprepError
 from odprep.fileio import list_files, read_text, require_dir
 from odprep.model import ImageRecord, ObjectAnnotation
-from odprep.readers.common import ImageIndex, LazyRecords, OnInvalid, finite_number, raise_or_skip
+from odprep.readers.common import (
+    ImageIndex,
+    LazyRecords,
+    OnInvalid,
+    build_all,
+    finite_number,
+    raise_or_skip,
+)
 
 KITTI_OBJECT_KEYS = (keys.TRUNCATED, keys.OCCLUDED)
 DONT_CARE = "DontCare"
@@ -92,13 +99,7 @@ class KittiDataset:
 
     def records(self) -> list[ImageRecord]:
         """Every record, built here (so that DontCare regions and skips are counted here)."""
-        out = []
-        for position in range(len(self)):
-            try:
-                out.append(self.record(position))
-            except OdprepError as error:
-                raise_or_skip(self.on_invalid, "skipped_image", error)
-        return out
+        return build_all(len(self), self.record, self.on_invalid)
 
     def lazy(self) -> LazyRecords:
         return LazyRecords(len(self), self.record)

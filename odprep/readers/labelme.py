@@ -18,7 +18,7 @@ from pathlib import Path
 from odprep.errors import OdprepError
 from odprep.fileio import is_regular_file, list_files, read_text, require_dir
 from odprep.model import ImageRecord, ObjectAnnotation
-from odprep.readers.common import LazyRecords, OnInvalid, basename_any_os, raise_or_skip
+from odprep.readers.common import LazyRecords, OnInvalid, basename_any_os, build_all, raise_or_skip
 
 BOX_SHAPES = ("rectangle", "polygon")
 
@@ -159,13 +159,7 @@ class LabelMeDataset:
         return names
 
     def records(self) -> list[ImageRecord]:
-        out = []
-        for position in range(len(self)):
-            try:
-                out.append(self.record(position))
-            except OdprepError as error:
-                raise_or_skip(self.on_invalid, "skipped_image", error)
-        return out
+        return build_all(len(self), self.record, self.on_invalid)
 
     def lazy(self) -> LazyRecords:
         return LazyRecords(len(self), self.record)

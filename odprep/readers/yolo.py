@@ -24,6 +24,7 @@ from odprep.readers.common import (
     IMAGE_EXTENSIONS,
     LazyRecords,
     OnInvalid,
+    build_all,
     finite_number,
     raise_or_skip,
 )
@@ -160,13 +161,7 @@ class YoloDataset:
 
     def as_sequence(self) -> Sequence[ImageRecord]:
         if self.on_invalid is not None:  # skips must be reported by this process
-            out = []
-            for position in range(len(self)):
-                try:
-                    out.append(self.record(position))
-                except OdprepError as error:
-                    raise_or_skip(self.on_invalid, "skipped_image", error)
-            return out
+            return build_all(len(self), self.record, self.on_invalid)
         return LazyRecords(len(self), self.record)
 
 

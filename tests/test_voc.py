@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from odprep.errors import OdprepError
 from odprep.labelmap import LabelMap
 from odprep.readers.voc import read_voc
 
@@ -321,3 +322,17 @@ def test_float_coordinates_are_not_truncated(tf, voc_case):
     row = parse_with_od_api_spec(tf, [out_dir / "x.record"])[0]
     np.testing.assert_allclose(row["image/object/bbox/xmin"], [10.7 / 96], atol=1e-7)
     np.testing.assert_allclose(row["image/object/bbox/ymax"], [40.9 / 64], atol=1e-7)
+
+
+def test_streamed_and_whole_file_parsing_agree(monkeypatch, tmp_path):
+    """Files over STREAM_ABOVE are read child by child; both paths give the same records."""
+    from odprep.readers import voc
+
+    paths = sorted((SAMPLE / "voc" / "Annotations").glob("*.xml"))
+    whole = [voc.parse_voc_file(p, None) for p in paths]
+    monkeypatch.setattr(voc, "STREAM_ABOVE", 0)
+    assert [voc.parse_voc_file(p, None) for p in paths] == whole
+    dtd = tmp_path / "dtd.xml"
+    dtd.write_text('<!DOCTYPE annotation [<!ENTITY a "x">]><annotation><filename>&a;</filename></annotation>')
+    with pytest.raises(OdprepError, match="declares a DTD"):
+        voc.parse_voc_file(dtd, None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -42,23 +43,37 @@ def list_voc_annotations(annotations: Path | str) -> list[Path]:
     return [annotations / name for name in names]
 
 
+STREAM_ABOVE = 4 << 20  # bytes: larger files are streamed child by child (iterparse)
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, remove_comments=True, remove_pis=True)
+
+
+def _check_root(element, path: Path) -> None:
+    if element.tag != "annotation":
+        raise OdprepError(path, f"root element is <{element.tag}>, not <annotation>",
+                          "This is not a Pascal VOC annotation")
+    if element.getroottree().docinfo.internalDTD is not None:
+        raise OdprepError(path, "the XML declares a DTD; its entities are never expanded",
+                          "Remove the <!DOCTYPE ...> block")
+
+
 def _top_level(path: Path) -> Iterator[etree._Element]:
-    """The children of <annotation>, one at a time, each freed once the caller is done with
-    it, so a huge file never becomes one huge tree. Entities are never resolved."""
+    """The children of <annotation>. A usual file is parsed whole (fast); a huge one is streamed,
+    each child freed once the caller is done with it. Entities are never resolved."""
     try:
         with open_binary(path, "annotation") as handle:
+            if os.fstat(handle.fileno()).st_size <= STREAM_ABOVE:
+                root = etree.parse(handle, _PARSER).getroot()
+                _check_root(root, path)
+                yield from root
+                return
             events = etree.iterparse(handle, events=("start", "end"), resolve_entities=False,
                                      no_network=True, remove_comments=True, remove_pis=True)
             depth = 0
             for event, element in events:
                 if event == "start":
                     depth += 1
-                    if depth == 1 and element.tag != "annotation":
-                        raise OdprepError(path, f"root element is <{element.tag}>, not <annotation>",
-                                          "This is not a Pascal VOC annotation")
-                    if depth == 1 and element.getroottree().docinfo.internalDTD is not None:
-                        raise OdprepError(path, "the XML declares a DTD; its entities are never "
-                                          "expanded", "Remove the <!DOCTYPE ...> block")
+                    if depth == 1:
+                        _check_root(element, path)
                     continue
                 depth -= 1
                 if depth == 1:

@@ -16,11 +16,12 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from odprep import images, keys, proto
+from odprep import images, keys
 from odprep.errors import OdprepError
-from odprep.fileio import expand_paths, write_text_atomic
+from odprep.fileio import write_text_atomic
 from odprep.labelmap import LabelMap
-from odprep.tfrecord import read_records
+from odprep.proto import values_of
+from odprep.tfrecord import read_image_examples
 
 ID_MODES = ("auto", "source", "regenerated", "sequential")
 REGENERATED_BUCKETS = 2**22 - 1  # official.vision: "22 bits since float32 has only 23 mantissa bits"
@@ -31,10 +32,6 @@ def regenerated_id(encoded: bytes) -> int:
     import farmhash
 
     return farmhash.fingerprint64(encoded) % REGENERATED_BUCKETS
-
-
-def _values(feature, key: str) -> list:
-    return proto.feature_values(feature[key]) if key in feature else []
 
 
 def _mask_rle(png: bytes, where: str) -> tuple[dict, float]:
@@ -58,13 +55,8 @@ def records_to_coco(paths: Iterable[Path | str], label_map: LabelMap | None = No
         raise OdprepError("--image-ids", f"{image_ids!r} is not one of {', '.join(ID_MODES)}", "Pick one")
     entries: list[dict] = []
     categories: dict[int, str] = {}
-    for path in expand_paths(paths):
-        for raw in read_records(path):
-            where = f"{path}: record {raw.index}"
-            example = proto.parse_example(raw.data)
-            if example is None or keys.IMAGE_ENCODED not in example.features.feature:
-                raise OdprepError(where, "not an Example with image/encoded", "Run odprep validate on the file")
-            entries.append(_entry(example.features.feature, where, label_map, categories))
+    for where, feature in read_image_examples(paths):
+        entries.append(_entry(feature, where, label_map, categories))
     if not entries:
         raise OdprepError(", ".join(map(str, paths)), "no records", "Check the paths")
     mode = image_ids
@@ -103,26 +95,26 @@ def records_to_coco(paths: Iterable[Path | str], label_map: LabelMap | None = No
 
 def _entry(feature, where: str, label_map: LabelMap | None, categories: dict[int, str]) -> dict:
     encoded = feature[keys.IMAGE_ENCODED].bytes_list.value[0]
-    width = (_values(feature, keys.IMAGE_WIDTH) or [0])[0]
-    height = (_values(feature, keys.IMAGE_HEIGHT) or [0])[0]
+    width = (values_of(feature, keys.IMAGE_WIDTH) or [0])[0]
+    height = (values_of(feature, keys.IMAGE_HEIGHT) or [0])[0]
     if not width or not height:
         try:
             width, height, _ = images.header_size(encoded)
         except ValueError as exc:
             raise OdprepError(where, f"no size and the image header is unreadable ({exc})",
                               "Run odprep validate on the file") from None
-    texts = [t.decode("utf-8", "replace") for t in _values(feature, keys.CLASS_TEXT)]
-    labels = list(_values(feature, keys.CLASS_LABEL))
-    boxes = [_values(feature, k) for k in keys.BBOX_KEYS]
+    texts = [t.decode("utf-8", "replace") for t in values_of(feature, keys.CLASS_TEXT)]
+    labels = list(values_of(feature, keys.CLASS_LABEL))
+    boxes = [values_of(feature, k) for k in keys.BBOX_KEYS]
     count = len(boxes[0])
     lists = {"class/label": labels, "class/text": texts, **{k: b for k, b in zip(keys.BBOX_KEYS, boxes,
                                                                                   strict=True)}}
     if any(len(values) not in (0, count) for values in lists.values()) or (count and not (labels or texts)):
         raise OdprepError(where, "per-object lists differ in length (or objects have no class)",
                           "Run odprep validate on the file")
-    crowds = list(_values(feature, keys.IS_CROWD))
-    areas = list(_values(feature, keys.AREA))
-    masks = list(_values(feature, keys.MASK))
+    crowds = list(values_of(feature, keys.IS_CROWD))
+    areas = list(values_of(feature, keys.AREA))
+    masks = list(values_of(feature, keys.MASK))
     annotations = []
     for i in range(count):
         xmin, xmax, ymin, ymax = (b[i] for b in boxes)
@@ -140,8 +132,8 @@ def _entry(feature, where: str, label_map: LabelMap | None, categories: dict[int
             area = mask_area if area is None else area
         annotation["area"] = float(area) if area is not None else annotation["bbox"][2] * annotation["bbox"][3]
         annotations.append(annotation)
-    file_name = (_values(feature, keys.IMAGE_FILENAME) or [b""])[0].decode("utf-8", "replace")
-    source = (_values(feature, keys.IMAGE_SOURCE_ID) or [b""])[0].decode("utf-8", "replace")
+    file_name = (values_of(feature, keys.IMAGE_FILENAME) or [b""])[0].decode("utf-8", "replace")
+    source = (values_of(feature, keys.IMAGE_SOURCE_ID) or [b""])[0].decode("utf-8", "replace")
     return {"where": where, "encoded": encoded, "width": int(width), "height": int(height),
             "file_name": file_name, "source": source, "annotations": annotations}
 

@@ -77,6 +77,11 @@ def feature_values(feature: Message) -> list:
     return list(getattr(feature, kind).value) if kind else []
 
 
+def values_of(feature, key: str) -> list:
+    """The values of ``key`` in a features map, or [] when it is absent."""
+    return feature_values(feature[key]) if key in feature else []
+
+
 def _varint(value: int) -> bytes:
     out = bytearray()
     while True:

@@ -149,3 +149,18 @@ def read_records(path: Path | str, check_crc: bool = True) -> Iterator[RawRecord
             yield RawRecord(index, offset, data)
             offset += 16 + length
             index += 1
+
+
+def read_image_examples(paths) -> Iterator[tuple[str, object]]:
+    """(where, features map) of every record of the files; a record that is not an Example
+    with image/encoded stops with an OdprepError naming it (for the exporters)."""
+    from odprep import keys, proto
+    from odprep.fileio import expand_paths
+
+    for path in expand_paths(paths):
+        for raw in read_records(path):
+            where = f"{path}: record {raw.index}"
+            example = proto.parse_example(raw.data)
+            if example is None or keys.IMAGE_ENCODED not in example.features.feature:
+                raise OdprepError(where, "not an Example with image/encoded", "Run odprep validate on the file")
+            yield where, example.features.feature

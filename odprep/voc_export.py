@@ -7,14 +7,11 @@ from pathlib import Path, PurePosixPath
 
 from lxml import etree
 
-from odprep import images, keys, proto
+from odprep import images, keys
 from odprep.errors import OdprepError
-from odprep.fileio import commit, discard, expand_paths, stage_text, temp_path_for
-from odprep.tfrecord import read_records
-
-
-def _values(feature, key: str) -> list:
-    return proto.feature_values(feature[key]) if key in feature else []
+from odprep.fileio import commit, discard, stage_text, temp_path_for
+from odprep.proto import values_of
+from odprep.tfrecord import read_image_examples
 
 
 def _xml(filename: str, width: int, height: int, depth: int, objects: list[dict]) -> str:
@@ -41,49 +38,43 @@ def write_voc(paths: Iterable[Path | str], output: Path | str) -> int:
     pending: list[tuple[Path, Path]] = []
     names: dict[str, str] = {}
     try:
-        for path in expand_paths(paths):
-            for raw in read_records(path):
-                where = f"{path}: record {raw.index}"
-                example = proto.parse_example(raw.data)
-                if example is None or keys.IMAGE_ENCODED not in example.features.feature:
-                    raise OdprepError(where, "not an Example with image/encoded", "Run odprep validate on it")
-                feature = example.features.feature
-                encoded = feature[keys.IMAGE_ENCODED].bytes_list.value[0]
-                try:
-                    width, height, mode = images.header_size(encoded)
-                except ValueError as exc:
-                    raise OdprepError(where, f"the image header is unreadable ({exc})", "Run odprep validate") \
-                        from None
-                fmt = images.sniff_format(encoded) or "jpeg"
-                stored = (_values(feature, keys.IMAGE_FILENAME) or [b""])[0].decode("utf-8", "replace")
-                filename = PurePosixPath(stored.replace("\\", "/")).name if stored else ""
-                if not filename or filename in (".", "..") or "\0" in filename:
-                    filename = f"record_{len(names):06d}.{'png' if fmt == 'png' else 'jpg'}"
-                if filename in names:
-                    raise OdprepError(where, f"image/filename {filename!r} is also {names[filename]}",
-                                      "Give every image its own file name")
-                names[filename] = where
-                texts = [t.decode("utf-8", "replace") for t in _values(feature, keys.CLASS_TEXT)]
-                labels = [str(v) for v in _values(feature, keys.CLASS_LABEL)]
-                xmin, xmax, ymin, ymax = (_values(feature, k) for k in keys.BBOX_KEYS)
-                count = len(xmin)
-                names_of = texts or labels
-                if len(names_of) != count or any(len(v) != count for v in (xmax, ymin, ymax)):
-                    raise OdprepError(where, "per-object lists differ in length", "Run odprep validate on it")
-                flags = {key: _values(feature, key) for key in (keys.TRUNCATED, keys.DIFFICULT)}
-                poses = [p.decode("utf-8", "replace") for p in _values(feature, keys.VIEW)]
-                objects = [{"name": names_of[i], "pose": poses[i] if i < len(poses) else "Unspecified",
-                            "truncated": flags[keys.TRUNCATED][i] if i < len(flags[keys.TRUNCATED]) else 0,
-                            "difficult": flags[keys.DIFFICULT][i] if i < len(flags[keys.DIFFICULT]) else 0,
-                            "xmin": xmin[i] * width, "ymin": ymin[i] * height, "xmax": xmax[i] * width,
-                            "ymax": ymax[i] * height} for i in range(count)]
-                image_target = output / "JPEGImages" / filename
-                temp = temp_path_for(image_target)
-                pending.append((temp, image_target))
-                temp.write_bytes(encoded)
-                depth = {"L": 1, "1": 1, "P": 3, "RGBA": 4, "LA": 2}.get(mode, 3)
-                xml = _xml(filename, width, height, depth, objects)
-                pending.append(stage_text(output / "Annotations" / f"{Path(filename).stem}.xml", xml))
+        for where, feature in read_image_examples(paths):
+            encoded = feature[keys.IMAGE_ENCODED].bytes_list.value[0]
+            try:
+                width, height, mode = images.header_size(encoded)
+            except ValueError as exc:
+                raise OdprepError(where, f"the image header is unreadable ({exc})", "Run odprep validate") \
+                    from None
+            fmt = images.sniff_format(encoded) or "jpeg"
+            stored = (values_of(feature, keys.IMAGE_FILENAME) or [b""])[0].decode("utf-8", "replace")
+            filename = PurePosixPath(stored.replace("\\", "/")).name if stored else ""
+            if not filename or filename in (".", "..") or "\0" in filename:
+                filename = f"record_{len(names):06d}.{'png' if fmt == 'png' else 'jpg'}"
+            if filename in names:
+                raise OdprepError(where, f"image/filename {filename!r} is also {names[filename]}",
+                                  "Give every image its own file name")
+            names[filename] = where
+            texts = [t.decode("utf-8", "replace") for t in values_of(feature, keys.CLASS_TEXT)]
+            labels = [str(v) for v in values_of(feature, keys.CLASS_LABEL)]
+            xmin, xmax, ymin, ymax = (values_of(feature, k) for k in keys.BBOX_KEYS)
+            count = len(xmin)
+            names_of = texts or labels
+            if len(names_of) != count or any(len(v) != count for v in (xmax, ymin, ymax)):
+                raise OdprepError(where, "per-object lists differ in length", "Run odprep validate on it")
+            flags = {key: values_of(feature, key) for key in (keys.TRUNCATED, keys.DIFFICULT)}
+            poses = [p.decode("utf-8", "replace") for p in values_of(feature, keys.VIEW)]
+            objects = [{"name": names_of[i], "pose": poses[i] if i < len(poses) else "Unspecified",
+                        "truncated": flags[keys.TRUNCATED][i] if i < len(flags[keys.TRUNCATED]) else 0,
+                        "difficult": flags[keys.DIFFICULT][i] if i < len(flags[keys.DIFFICULT]) else 0,
+                        "xmin": xmin[i] * width, "ymin": ymin[i] * height, "xmax": xmax[i] * width,
+                        "ymax": ymax[i] * height} for i in range(count)]
+            image_target = output / "JPEGImages" / filename
+            temp = temp_path_for(image_target)
+            pending.append((temp, image_target))
+            temp.write_bytes(encoded)
+            depth = {"L": 1, "1": 1, "P": 3, "RGBA": 4, "LA": 2}.get(mode, 3)
+            xml = _xml(filename, width, height, depth, objects)
+            pending.append(stage_text(output / "Annotations" / f"{Path(filename).stem}.xml", xml))
         if not names:
             raise OdprepError(", ".join(map(str, paths)), "no records", "Check the paths")
         commit(pending)

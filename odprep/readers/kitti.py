@@ -17,7 +17,6 @@ from odprep.fileio import list_files, read_text, require_dir
 from odprep.model import ImageRecord, ObjectAnnotation
 from odprep.readers.common import (
     ImageIndex,
-    LazyRecords,
     OnInvalid,
     build_all,
     finite_number,
@@ -100,6 +99,3 @@ class KittiDataset:
     def records(self) -> list[ImageRecord]:
         """Every record, built here (so that DontCare regions and skips are counted here)."""
         return build_all(len(self), self.record, self.on_invalid)
-
-    def lazy(self) -> LazyRecords:
-        return LazyRecords(len(self), self.record)

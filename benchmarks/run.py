@@ -6,9 +6,11 @@ For each dataset size it runs, alternating, several rounds of:
   (b) Model Garden's create_coco_tf_record with --num_processes = cores, boxes and masks,
   (c) the I/O limit: cat images/* | sha256sum,
 and prints median wall time, ratios and peak memory (PSS summed over the process
-tree, sampled every 10 ms).
+tree, sampled every 10 ms). With --coco-scale, coco2tfr also runs on synthesized
+train2017-sized JSONs (benchmarks/coco_scale.py).
 
     python benchmarks/run.py --sizes 2000 20000 --rounds 3
+    python benchmarks/run.py --sizes 2000 --coco-scale 20000 118287
 """
 
 from __future__ import annotations
@@ -178,6 +180,39 @@ def run_shared(shared: Path) -> str:
     return "\n".join(lines)
 
 
+def run_coco_scale(root: Path, sizes: list[int], garden_up_to: int) -> str:
+    """coco2tfr on synthesized train2017-like JSONs (benchmarks/coco_scale.py): one sampled
+    run each, boxes and masks, and Model Garden's converter up to ``garden_up_to`` images."""
+    odprep = shutil.which("odprep") or "odprep"
+    lines = ["\n### COCO at train2017 scale (synthesized; one run each)", "",
+             "| images | annotations | JSON (MB) | command | wall (s) | peak memory (MiB, PSS) |",
+             "|---:|---:|---:|---|---:|---:|"]
+    for size in sizes:
+        data = root / f"coco_scale_{size}"
+        if not (data / "instances.json").exists():
+            subprocess.run([sys.executable, str(HERE / "coco_scale.py"), str(size), str(data)], check=True)
+        coco, images, out = data / "instances.json", data / "images", data / "out"
+        objects = sum(1 for _ in json.loads(coco.read_bytes())["annotations"])
+        runs = {"odprep coco2tfr": [odprep, "coco2tfr", str(coco), "--images-dir", str(images), "-o",
+                                    str(out / "train.record"), "--num-shards", "16", "-q"]}
+        runs["odprep coco2tfr --include-masks"] = runs["odprep coco2tfr"] + ["--include-masks"]
+        if size <= garden_up_to:
+            garden = [sys.executable, "-m", "official.vision.data.create_coco_tf_record",
+                      f"--image_dir={images}", f"--object_annotations_file={coco}", "--num_shards=16",
+                      f"--num_processes={CORES}", f"--output_file_prefix={out / 'garden'}"]
+            runs["(b) Model Garden boxes"] = garden
+            runs["(b) Model Garden masks"] = garden + ["--include_masks"]
+        for name, command in runs.items():
+            shutil.rmtree(out, ignore_errors=True)
+            out.mkdir(parents=True)
+            wall, peak = measure(command, sample=True)
+            print(f"  coco scale n={size} {name}: {wall:.1f} s, {peak / 2**20:.0f} MiB", file=sys.stderr)
+            lines.append(f"| {size} | {objects} | {coco.stat().st_size / 1e6:.0f} | {name} | {wall:.1f} | "
+                         f"{peak / 2**20:.0f} |")
+        shutil.rmtree(out, ignore_errors=True)
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[2000])
@@ -187,11 +222,17 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--shared", type=Path, nargs="?", const=HERE.parent.parent / "shared" / "datasets",
                         help="also convert the real datasets there (default ../shared/datasets)")
+    parser.add_argument("--coco-scale", type=int, nargs="*", metavar="IMAGES",
+                        help="also run the train2017-scale COCO case at these sizes (e.g. 20000 118287)")
+    parser.add_argument("--garden-up-to", type=int, default=20000,
+                        help="run Model Garden's converter in the COCO-scale case up to this size")
     args = parser.parse_args()
     results = {size: run_size(args.workdir, size, args.rounds, not args.no_garden) for size in args.sizes}
     print(report(results))
     if args.shared is not None and args.shared.is_dir():
         print(run_shared(args.shared))
+    if args.coco_scale:
+        print(run_coco_scale(args.workdir, args.coco_scale, args.garden_up_to if not args.no_garden else 0))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

@@ -182,7 +182,7 @@ COCO_CASES = {
     "string bbox value": (coco(annotations=[{"id": 1, "image_id": 1, "category_id": 1,
                                              "bbox": ["8", 10, 32, 40]}]), "not a finite number"),
     "nan area": (coco(annotations=[{"id": 1, "image_id": 1, "category_id": 1, "bbox": [8, 10, 32, 40],
-                                    "area": float("nan")}]), "area holds nan"),
+                                    "area": float("nan")}]), "annotation id 1 (annotations[0]): area holds NaN"),
     "iscrowd 7": (coco(annotations=[{"id": 1, "image_id": 1, "category_id": 1, "bbox": [8, 10, 32, 40],
                                      "iscrowd": 7}]), "iscrowd is 7"),
     "used background id 0": (coco(categories=[{"id": 0, "name": "_background_"}],
@@ -193,7 +193,7 @@ COCO_CASES = {
     "no images": (coco(images=[], annotations=[]), "no image was written: the input holds no images"),
 }
 MASK_CASES = {
-    "nan polygon": (polygon([8, 10, float("nan"), 10, 40, 50]), "NaN or infinite coordinate"),
+    "nan polygon": (polygon([8, 10, float("nan"), 10, 40, 50]), "segmentation holds NaN"),
     "huge polygon": (polygon([8, 10, 1e300, 10, 40, 50]), "reaches far outside"),
     "odd polygon": (polygon([8, 10, 40, 10, 40]), "odd number of values"),
     "string polygon": (polygon([8, 10, "40", 10, 40, 50]), "not a list of numbers"),
@@ -251,7 +251,12 @@ def test_unused_background_category_is_dropped_with_a_warning(tmp_path):
 
 @pytest.mark.parametrize("text, fragment", [
     (b"\xff\xfe{not utf-8", "is not UTF-8"),
-    (b"[" * 100_000 + b"]" * 100_000, "nests too deeply"),
+    (b"[" * 100_000 + b"]" * 100_000, "not a COCO instances file"),
+    (b'{"images": [], "categories": [], "annotations": [' + b"[" * 100_000 + b"]" * 100_001 + b"}",
+     "nests too deeply"),
+    (b'{"images": [{"id": 1, "file_name": "a.jpg"}], "categories": [{"id": 1, "name": "a"}], '
+     b'"annotations": [{"id": 1, "image_id": 1, "segmentation": ' + b"[" * 100_000 + b"]" * 100_000
+     + b"}]}", "nests too deeply"),
     (b'{"images": [], "categories": [], "annotations": [1]}', "annotations[0] is int"),
 ])
 def test_unreadable_coco_json(tmp_path, text, fragment):

@@ -1,7 +1,7 @@
 """COCO instances JSON (boxes, polygons, RLE) to ImageRecords.
 
-The JSON is loaded once and annotations are indexed by image id (references,
-no copies); records are then produced one image at a time. ``class/label`` is
+The JSON's bytes are kept whole and indexed in one pass: images and annotations
+stay undecoded until their record is built, one image at a time. ``class/label`` is
 the COCO category id unless ``remap_ids`` renumbers categories 1..N (in
 category-id order), consistently in the records and the label map.
 """
@@ -9,16 +9,19 @@ category-id order), consistently in the records and the label map.
 from __future__ import annotations
 
 import functools
-import json
 import math
-from collections import defaultdict
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
 
 from odprep import keys
 from odprep.errors import OdprepError
-from odprep.fileio import open_text, require_dir
+from odprep.fileio import read_bytes, require_dir
 from odprep.labelmap import LabelMap, LabelMapItem
 from odprep.model import ImageRecord, ObjectAnnotation
 from odprep.readers.common import LazyRecords, OnInvalid, raise_or_skip
@@ -26,29 +29,212 @@ from odprep.readers.common import LazyRecords, OnInvalid, raise_or_skip
 COCO_OBJECT_KEYS = (keys.IS_CROWD, keys.AREA)
 
 
-def _load(path: Path) -> dict:
+class _Head(msgspec.Struct):
+    """The fields of an image or annotation that index the file; the rest stays raw."""
+
+    id: Any = None
+    image_id: Any = None
+    category_id: Any = None
+
+
+_HEAD = msgspec.json.Decoder(_Head)
+_ENTRIES = msgspec.json.Decoder(list[msgspec.Raw] | None)
+_TOP = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_ANY = msgspec.json.Decoder()
+_ID_LIMIT = 2**63
+
+
+@dataclass
+class CocoFile:
+    """A COCO JSON held as its raw bytes: images and annotations are decoded one image at a
+    time, from an index built in one pass (a train2017-sized file stays well under 1 GiB,
+    and forked workers share the bytes)."""
+
+    path: Path
+    images: list[msgspec.Raw]
+    annotations: list[msgspec.Raw]
+    categories: list[dict]
+    image_ids: np.ndarray  # by position in images
+    used_categories: set[int]
+    by_image_order: np.ndarray  # annotation positions, stably sorted by image id
+    by_image_keys: np.ndarray  # the image id of each, in that order
+
+    def image(self, position: int) -> dict:
+        return _ANY.decode(self.images[position])
+
+    def annotations_of(self, image_id: int) -> list[dict]:
+        low, high = np.searchsorted(self.by_image_keys, [image_id, image_id + 1])
+        return [_ANY.decode(self.annotations[i]) for i in self.by_image_order[low:high].tolist()]
+
+    def orphans(self) -> list[int]:
+        """Annotation ids whose image_id is not in images: they cannot be written."""
+        missing = ~np.isin(self.by_image_keys, self.image_ids)
+        return [_HEAD.decode(self.annotations[i]).id for i in self.by_image_order[missing].tolist()]
+
+
+_NON_FINITE = re.compile(rb"-?(NaN|Infinity)")
+
+
+def _malformed(path: Path, data: bytes, error: msgspec.DecodeError) -> OdprepError:
+    text = str(error).removeprefix("JSON is malformed: ")
+    found = re.search(r"\(byte (\d+)\)", text)
+    if not found:
+        return OdprepError(path, f"malformed JSON ({text})", "Fix the file")
+    offset = int(found.group(1))
+    if _NON_FINITE.match(data, offset):
+        located = _locate_non_finite(path, data, offset)
+        if located is not None:
+            return located
     try:
-        with open_text(path, "COCO JSON") as handle:
-            data = json.load(handle)
-    except json.JSONDecodeError as exc:
-        raise OdprepError(path, f"malformed JSON (line {exc.lineno}:{exc.colno}: {exc.msg})",
-                          "Fix the file") from None
+        data[:offset + 4].decode("utf-8")
+    except UnicodeDecodeError as bad:
+        if bad.start <= offset:
+            return OdprepError(path, f"is not UTF-8 (byte {bad.start})", "Save the file as UTF-8")
+    line = data.count(b"\n", 0, offset) + 1
+    column = offset - data.rfind(b"\n", 0, offset)
+    return OdprepError(path, f"malformed JSON (line {line}:{column}: {text[:found.start()].strip()})",
+                       "Fix the file")
+
+
+def _locate_non_finite(path: Path, data: bytes, offset: int) -> OdprepError | None:
+    """Name the entry and field holding a NaN/Infinity, which JSON does not allow (Python's
+    json module writes them). The tokens are blanked to 0 so that the file decodes with
+    every offset unchanged, then the offset is found among the entries."""
+    patched, first = bytearray(data), offset
+    for _ in range(20):
+        token = _NON_FINITE.match(patched, offset)
+        patched[offset:token.end()] = b"0".ljust(token.end() - offset)
+        try:
+            top = _TOP.decode(patched)
+            break
+        except msgspec.DecodeError as error:
+            found = re.search(r"\(byte (\d+)\)", str(error))
+            if not found or not _NON_FINITE.match(patched, int(found.group(1))):
+                return None
+            offset = int(found.group(1))
+        except (msgspec.ValidationError, RecursionError):
+            return None
+    else:
+        return None
+    token = _NON_FINITE.match(data, first).group().decode()
+    base = _address(patched)
+    for key, raw in top.items():
+        start = _address(raw) - base
+        if not start <= first < start + len(memoryview(raw)) or key not in ("images", "annotations",
+                                                                            "categories"):
+            continue
+        try:
+            entries = _ENTRIES.decode(raw) or []
+        except (msgspec.ValidationError, RecursionError):
+            return None
+        starts = [_address(entry) - base for entry in entries]
+        position = int(np.searchsorted(starts, first, side="right")) - 1
+        if position < 0:
+            return None
+        entry = bytes(patched[starts[position]:first])
+        field_names = re.findall(rb'"([^"\\]{1,40})"\s*:', entry)
+        field_name = field_names[-1].decode() if field_names else "a value"
+        try:
+            entry_id = _HEAD.decode(entries[position]).id
+        except (msgspec.ValidationError, RecursionError):
+            entry_id = None
+        return OdprepError(path, f"{field_name} holds {token}, which is not a JSON number",
+                           f"Write a finite number in {field_name}",
+                           f"{key[:-1]} id {entry_id!r:.20} ({key}[{position}])")
+    return None
+
+
+def _address(buffer) -> int:
+    return np.frombuffer(buffer, np.uint8).__array_interface__["data"][0]
+
+
+def _entries(top: dict, key: str, path: Path, required: bool) -> list[msgspec.Raw]:
+    if key not in top:
+        if required:
+            raise OdprepError(path, "not a COCO instances file (needs 'images' and 'categories' lists)",
+                              "Pass an instances_*.json file")
+        return []
+    try:
+        entries = _ENTRIES.decode(top[key])
+    except msgspec.ValidationError:
+        entries = None
+    if entries is None:
+        if required:
+            raise OdprepError(path, "not a COCO instances file (needs 'images' and 'categories' lists)",
+                              "Pass an instances_*.json file")
+        raise OdprepError(path, f"'{key}' is not a list", "Fix the file")
+    return entries
+
+
+def _heads(entries: list[msgspec.Raw], key: str, path: Path) -> list[_Head]:
+    heads = []
+    for position, raw in enumerate(entries):
+        try:
+            heads.append(_HEAD.decode(raw))
+        except RecursionError:
+            raise OdprepError(path, f"{key}[{position}] nests too deeply to be a COCO entry",
+                              "Fix the file") from None
+        except msgspec.ValidationError:
+            first = memoryview(raw)[:1].tobytes()
+            kind = "list" if first == b"[" else type(_ANY.decode(raw)).__name__
+            raise OdprepError(path, f"{key}[{position}] is {kind}, not an object",
+                              f"Every entry of '{key}' must be a JSON object") from None
+    return heads
+
+
+def _id_array(values: list, what: str, path: Path) -> np.ndarray:
+    for position, value in enumerate(values):
+        if not is_id(value):
+            raise OdprepError(path, f"{what}[{position}] has id {_describe(value)}, not an integer",
+                              f"Give every {what[:-1]} an integer id")
+        if not -_ID_LIMIT <= value < _ID_LIMIT:
+            raise OdprepError(path, f"{what}[{position}] has id {value}, beyond 64 bits",
+                              f"Give every {what[:-1]} a smaller id")
+    ids = np.array(values, dtype=np.int64)
+    ordered = np.sort(ids)
+    repeated = ordered[1:][ordered[1:] == ordered[:-1]]
+    if len(repeated):
+        raise OdprepError(path, f"{what} id {int(repeated[0])} is used twice",
+                          f"Give every {what[:-1]} its own id")
+    return ids
+
+
+def _load(path: Path) -> CocoFile:
+    data = read_bytes(path, "COCO JSON")
+    try:
+        top = _TOP.decode(data)
+    except msgspec.ValidationError:
+        raise OdprepError(path, "not a COCO instances file (needs 'images' and 'categories' lists)",
+                          "Pass an instances_*.json file") from None
+    except msgspec.DecodeError as error:
+        raise _malformed(path, data, error) from None
     except RecursionError:
         raise OdprepError(path, "the JSON nests too deeply to be a COCO file", "Fix the file") from None
-    if not isinstance(data, dict) or not isinstance(data.get("images"), list) \
-            or not isinstance(data.get("categories"), list):
-        raise OdprepError(path, "not a COCO instances file (needs 'images' and 'categories' lists)",
-                          "Pass an instances_*.json file")
-    annotations = data.get("annotations", [])
-    if not isinstance(annotations, list):
-        raise OdprepError(path, "'annotations' is not a list", "Fix the file")
-    for key, entries in (("images", data["images"]), ("categories", data["categories"]),
-                         ("annotations", annotations)):
-        for position, entry in enumerate(entries):
-            if not isinstance(entry, dict):
-                raise OdprepError(path, f"{key}[{position}] is {type(entry).__name__}, not an object",
-                                  f"Every entry of '{key}' must be a JSON object")
-    return data
+    images = _entries(top, "images", path, required=True)
+    category_entries = _entries(top, "categories", path, required=True)
+    annotations = _entries(top, "annotations", path, required=False)
+    del top
+    try:
+        categories = [_ANY.decode(raw) for raw in category_entries]
+    except RecursionError:
+        raise OdprepError(path, "the JSON nests too deeply to be a COCO file", "Fix the file") from None
+    for position, entry in enumerate(categories):
+        if not isinstance(entry, dict):
+            raise OdprepError(path, f"categories[{position}] is {type(entry).__name__}, not an object",
+                              "Every entry of 'categories' must be a JSON object")
+    image_ids = _id_array([head.id for head in _heads(images, "images", path)], "images", path)
+    heads = _heads(annotations, "annotations", path)
+    _id_array([head.id for head in heads], "annotations", path)
+    for head in heads:
+        if not is_id(head.image_id) or not -_ID_LIMIT <= head.image_id < _ID_LIMIT:
+            raise OdprepError(path, f"annotation id {head.id} has image_id {_describe(head.image_id)}, "
+                              "not an integer", "Point every annotation at an image id")
+    keys_in_file_order = np.array([head.image_id for head in heads], dtype=np.int64)
+    used = {head.category_id for head in heads if is_id(head.category_id)}
+    del heads
+    order = np.argsort(keys_in_file_order, kind="stable")
+    return CocoFile(path, images, annotations, categories, image_ids, used, order,
+                    keys_in_file_order[order])
 
 
 def is_id(value: object) -> bool:
@@ -72,13 +258,13 @@ def _unique_ids(entries: list[dict], what: str, path: Path) -> None:
         seen.add(value)
 
 
-def _label_map(data: dict, path: Path, remap_ids: bool, notes: list[str] | None = None) -> LabelMap:
+def _label_map(data: CocoFile, path: Path, remap_ids: bool, notes: list[str] | None = None) -> LabelMap:
     items: list[LabelMapItem] = []
     seen_names: dict[str, int] = {}
-    _unique_ids(data["categories"], "categories", path)
-    used = {a.get("category_id") for a in data.get("annotations", []) if is_id(a.get("category_id"))}
+    _unique_ids(data.categories, "categories", path)
+    used = data.used_categories
     categories = []
-    for category in sorted(data["categories"], key=lambda c: c["id"]):
+    for category in sorted(data.categories, key=lambda c: c["id"]):
         name = category.get("name")
         if not isinstance(name, str) or not name or "\0" in name:
             raise OdprepError(path, f"category {category['id']} has name {_describe(name)}",
@@ -117,7 +303,7 @@ class CocoDataset:
 
     path: Path
     images_dir: Path
-    data: dict
+    data: CocoFile
     label_map: LabelMap
     on_invalid: OnInvalid | None = None
     allow_outside: bool = False
@@ -127,45 +313,55 @@ class CocoDataset:
     categories_keypoints: dict[int, tuple[str, ...]] = field(default_factory=dict)
 
     def __len__(self) -> int:
-        return len(self.data["images"])
-
-    @functools.cached_property
-    def _by_image(self) -> dict[object, list[dict]]:
-        by_image: dict[object, list[dict]] = defaultdict(list)
-        for annotation in self.data.get("annotations", []):
-            by_image[annotation.get("image_id")].append(annotation)
-        return by_image
+        return len(self.data.images)
 
     @functools.cached_property
     def _names(self) -> dict:
-        return {c["id"]: c["name"] for c in self.data["categories"] if c["name"] in self.label_map}
+        return {c["id"]: c["name"] for c in self.data.categories if c["name"] in self.label_map}
 
-    def record(self, position: int) -> ImageRecord:
-        """The record of the image at this position of the images list."""
-        image = self.data["images"][position]
-        return self._record(image, self._by_image.get(image.get("id"), []), self._names)
+    def record(self, position: int, on_invalid: OnInvalid | None = None) -> ImageRecord:
+        """The record of the image at this position of the images list (objects that
+        cannot be written go to ``on_invalid``, else raise)."""
+        image_id = int(self.data.image_ids[position])
+        try:
+            image = self.data.image(position)
+            annotations = self.data.annotations_of(image_id)
+        except RecursionError:
+            raise OdprepError(self.path, "an annotation nests too deeply to be COCO", "Fix the file",
+                              f"image id {image_id}") from None
+        return self._record(image, annotations, self._names, on_invalid)
 
     def records(self) -> Iterator[ImageRecord]:
         for position in range(len(self)):
             try:
-                yield self.record(position)
+                yield self.record(position, self.on_invalid)
             except OdprepError as error:
                 raise_or_skip(self.on_invalid, "skipped_image", error)
 
     def as_sequence(self) -> Sequence[ImageRecord]:
-        """Records built on demand; forked writer workers build their own slices."""
-        if self.on_invalid is not None:
-            return list(self.records())  # skips must be reported by this process
-        self._by_image, self._names  # noqa: B018 - built once, before workers fork
-        return LazyRecords(len(self), self.record)
+        """Records built on demand; forked writer workers build their own slices. With
+        --skip-invalid, this process builds each record once to report what is skipped,
+        and the workers rebuild the records that remain without reporting again."""
+        self._names  # noqa: B018 - built once, before workers fork
+        if self.on_invalid is None:
+            return LazyRecords(len(self), self.record)
+        kept = []
+        for position in range(len(self)):
+            try:
+                self.record(position, self.on_invalid)
+                kept.append(position)
+            except OdprepError as error:
+                raise_or_skip(self.on_invalid, "skipped_image", error)
+        kept_positions = np.array(kept, dtype=np.int64)
+        return LazyRecords(len(kept_positions),
+                           lambda index: self.record(int(kept_positions[index]), _already_reported))
 
     def orphan_annotations(self) -> list[object]:
         """Annotation ids whose image_id is not in images: they cannot be written."""
-        known = {image.get("id") for image in self.data["images"]}
-        return [a.get("id") for image_id, annotations in self._by_image.items() if image_id not in known
-                for a in annotations]
+        return self.data.orphans()
 
-    def _record(self, image: dict, annotations: list[dict], names: dict) -> ImageRecord:
+    def _record(self, image: dict, annotations: list[dict], names: dict,
+                on_invalid: OnInvalid | None) -> ImageRecord:
         where = f"image id {image['id']}"
         file_name = image.get("file_name")
         if not isinstance(file_name, str) or not file_name.strip() or "\0" in file_name:
@@ -183,7 +379,7 @@ class CocoDataset:
             try:
                 objects.append(self._object(annotation, file_name, names))
             except OdprepError as error:
-                raise_or_skip(self.on_invalid, "skipped_object", error)
+                raise_or_skip(on_invalid, "skipped_object", error)
         return ImageRecord(
             image_path=self.images_dir / file_name, filename=file_name, source_id=str(image["id"]),
             annotation_path=str(self.path), width=size[0], height=size[1],
@@ -246,6 +442,10 @@ class CocoDataset:
         return tuple(numbers)
 
 
+def _already_reported(kind: str, error: OdprepError) -> None:
+    """Skips seen again when a worker rebuilds a record: the parent has counted them."""
+
+
 def _finite(value: object, name: str, path: Path, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise OdprepError(path, f"{name} holds {_describe(value)}, not a finite number", f"Fix the {name}",
@@ -253,10 +453,10 @@ def _finite(value: object, name: str, path: Path, where: str) -> float:
     return float(value)
 
 
-def category_keypoints(data: dict, path: Path) -> dict[int, tuple[str, ...]]:
+def category_keypoints(data: CocoFile, path: Path) -> dict[int, tuple[str, ...]]:
     """Category id -> its keypoint names (COCO person_keypoints files)."""
     out = {}
-    for category in data["categories"]:
+    for category in data.categories:
         names = category.get("keypoints")
         if names is None:
             continue
@@ -275,13 +475,6 @@ def read_coco(instances: Path | str, images_dir: Path | str, remap_ids: bool = F
     path = Path(instances)
     data = _load(path)
     images_dir = require_dir(images_dir, "images directory")
-    _unique_ids(data["images"], "images", path)
-    _unique_ids(data.get("annotations", []), "annotations", path)
-    for annotation in data.get("annotations", []):
-        if not is_id(annotation.get("image_id")):
-            raise OdprepError(path, f"annotation id {annotation['id']} has image_id "
-                              f"{_describe(annotation.get('image_id'))}, not an integer",
-                              "Point every annotation at an image id")
     notes: list[str] = []
     label_map = _label_map(data, path, remap_ids, notes)
     dataset = CocoDataset(path, images_dir, data, label_map, on_invalid, allow_outside, notes=notes)

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import click
 
+from odprep import storage
 from odprep.errors import OdprepError
+from odprep.locations import Location
 from odprep.termination import end_like_ctrl_c, exit_code, restore
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -28,7 +30,9 @@ def library_errors(command):
     def wrapper(*args, **kwargs):
         previous = end_like_ctrl_c()
         try:
-            return command(*args, **kwargs)
+            result = command(*args, **kwargs)
+            storage.publish()  # outputs at URLs appear only now, all at once
+            return result
         except OdprepError as error:
             raise BadInput(error.message) from None
         except (click.ClickException, click.exceptions.Exit, click.Abort):
@@ -61,8 +65,15 @@ class OneLineErrors(click.Group):
 
     def main(self, args=None, prog_name=None, **extra):
         extra.pop("standalone_mode", None)
+        previous = end_like_ctrl_c()  # a signal while URLs are staged still cleans up
         try:
             super().main(args, prog_name or "odprep", standalone_mode=False, **extra)
+        except KeyboardInterrupt as interrupt:
+            click.echo("interrupted: no output was written", err=True)
+            sys.exit(exit_code(interrupt))
+        except OdprepError as error:
+            click.echo(f"Error: {error.message}", err=True)
+            sys.exit(2)
         except click.UsageError as error:
             command = error.ctx.command_path if error.ctx is not None else "odprep"
             click.echo(f"Error: {error.format_message()} (see {command} -h)", err=True)
@@ -75,12 +86,18 @@ class OneLineErrors(click.Group):
             sys.exit(130)
         except click.exceptions.Exit as done:
             sys.exit(done.exit_code)
+        finally:
+            storage.close()
+            restore(previous)
         sys.exit(0)
 
 
 @click.group(cls=OneLineErrors, context_settings=CONTEXT)
 @click.version_option(package_name="odprep")
-def main() -> None:
+@click.option("--storage-option", "storage_options", multiple=True, metavar="KEY=VALUE",
+              help="A setting for the storage of URL paths (added to fsspec's configuration), "
+                   "e.g. endpoint_url=http://localhost:9000.")
+def main(storage_options: tuple[str, ...]) -> None:
     """Make TFRecords, label_map.pbtxt and pipeline.config agree, for the TensorFlow
     Object Detection API and Model Garden.
 
@@ -88,6 +105,7 @@ def main() -> None:
     Example:
       odprep voc2tfr sample_data/voc/Annotations --images-dir sample_data/images -o out/train.record
     """
+    storage.set_options(storage_options)
 
 
 def _shared_params(box_options: bool) -> list[click.Parameter]:
@@ -96,12 +114,12 @@ def _shared_params(box_options: bool) -> list[click.Parameter]:
     from odprep.images import DEFAULT_MAX_PIXELS
 
     boxes = [
-        click.Option(["--label-map"], type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        click.Option(["--label-map"], type=Location(exists=True, dir_okay=False),
                      help="Use this label map; every class must be in it. Without it, label_map.pbtxt "
                           "is written beside OUTPUT."),
     ] if box_options else []
     params = [
-        click.Option(["-o", "--output"], required=True, type=click.Path(path_type=Path),
+        click.Option(["-o", "--output"], required=True, type=Location("output"),
                      help="Output TFRecord path (shards: OUTPUT-00000-of-0000N)."),
         *boxes,
         click.Option(["--num-shards"], default=1, show_default=True, type=click.IntRange(1),
@@ -128,7 +146,7 @@ def _shared_params(box_options: bool) -> list[click.Parameter]:
         click.Option(["-q", "--quiet"], is_flag=True, help="No progress bar."),
         click.Option(["--split", "split_spec"], default=None,
                      help="Split by image, e.g. train=0.8,val=0.2 (-o must contain {split})."),
-        click.Option(["--split-from-lists"], type=click.Path(exists=True, file_okay=False, path_type=Path),
+        click.Option(["--split-from-lists"], type=Location(exists=True, file_okay=False),
                      help="Take splits from VOC ImageSets/Main/{train,val,test}.txt."),
         click.Option(["--seed"], default=0, show_default=True, type=int,
                      help="Seed for splitting and oversampling."),
@@ -179,12 +197,12 @@ def _add_converters() -> None:
 
 
 @main.command("make-labelmap", context_settings=CONTEXT)
-@click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+@click.argument("sources", nargs=-1, required=True, type=Location(exists=True))
+@click.option("-o", "--output", required=True, type=Location("output-file", dir_okay=False),
               help="Where to write label_map.pbtxt.")
 @click.option("--order", type=click.Choice(["sorted", "first-seen"]), default="sorted",
               show_default=True, help="Id order of the classes.")
-@click.option("--merge", "merge_with", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+@click.option("--merge", "merge_with", type=Location(exists=True, dir_okay=False),
               help="Keep the ids of this existing map; new classes follow its highest id.")
 @click.option("--remap-ids", is_flag=True, help="COCO: renumber categories 1..N (in id order).")
 @library_errors
@@ -234,7 +252,7 @@ def _config_options(command):
                      help="TFRecord path or glob for eval_input_reader (repeatable; replaces the list)."),
         click.option("--eval-index", type=click.IntRange(0), default=None,
                      help="Patch only this eval_input_reader (0-based); default: all of them."),
-        click.option("--label-map", type=click.Path(dir_okay=False, path_type=Path),
+        click.option("--label-map", type=click.Path(dir_okay=False),
                      help="label_map_path for every input reader; also sets num_classes."),
         click.option("--num-classes", type=click.IntRange(1), default=None,
                      help="num_classes (default: from the label map)."),
@@ -345,10 +363,10 @@ def _report_unset(text: str, source: str) -> None:
 
 
 @main.command("patch-config", context_settings=CONTEXT)
-@click.argument("config", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("config", required=False, type=Location(exists=True, dir_okay=False))
 @click.option("--template", default=None, help="Start from a bundled template instead of CONFIG.")
 @_config_options
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here.")
+@click.option("-o", "--output", type=Location("output-file", dir_okay=False), help="Write here.")
 @click.option("--in-place", is_flag=True, help="Overwrite CONFIG, keeping CONFIG.bak.")
 @library_errors
 def patch_config_cmd(config, template, output, in_place, **fields):
@@ -379,7 +397,7 @@ def patch_config_cmd(config, template, output, in_place, **fields):
 @main.command("new-config", context_settings=CONTEXT)
 @click.option("--template", required=True, help="Template name (see odprep templates).")
 @_config_options
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", required=True, type=Location("output-file", dir_okay=False))
 @library_errors
 def new_config(template, output, **fields):
     """Write a ready pipeline.config from a template, patched to your data.
@@ -411,11 +429,11 @@ def templates():
 
 
 @main.command("check", context_settings=CONTEXT)
-@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("config", type=Location(dir_okay=False))
 @click.option("--max-examples", default=5, show_default=True, type=click.IntRange(1),
               help="Occurrences shown per kind of finding.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option("--label-map", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--label-map", type=Location(dir_okay=False), default=None,
               help="Model Garden: the label map the records were made with (num_classes = its highest "
                    "id + 1).")
 @library_errors
@@ -437,10 +455,10 @@ def check_cmd(config, max_examples, as_json, label_map):
 
 
 @main.command("tfr2coco", context_settings=CONTEXT)
-@click.argument("records", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+@click.argument("records", nargs=-1, required=True, type=Location())
+@click.option("-o", "--output", required=True, type=Location("output-file", dir_okay=False),
               help="Where to write the COCO instances JSON.")
-@click.option("--label-map", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+@click.option("--label-map", type=Location(exists=True, dir_okay=False),
               help="Categories from this map (default: the records' class/label and class/text).")
 @click.option("--image-ids", type=click.Choice(["auto", "source", "regenerated", "sequential"]),
               default="auto", show_default=True,
@@ -466,8 +484,8 @@ def tfr2coco(records, output, label_map, image_ids):
 
 
 @main.command("tfr2voc", context_settings=CONTEXT)
-@click.argument("records", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("-o", "--output", required=True, type=click.Path(file_okay=False, path_type=Path),
+@click.argument("records", nargs=-1, required=True, type=Location())
+@click.option("-o", "--output", required=True, type=Location("output-folder", file_okay=False),
               help="Folder for JPEGImages/ and Annotations/.")
 @library_errors
 def tfr2voc(records, output):
@@ -484,8 +502,8 @@ def tfr2voc(records, output):
 
 
 @main.command("validate", context_settings=CONTEXT)
-@click.argument("records", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--label-map", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+@click.argument("records", nargs=-1, required=True, type=Location())
+@click.option("--label-map", type=Location(exists=True, dir_okay=False),
               help="Also check every label and text against this map.")
 @click.option("--strict", is_flag=True, help="Warnings fail too.")
 @click.option("--decode", is_flag=True, help="Fully decode every image and check its sha256.")
@@ -518,10 +536,10 @@ def validate_cmd(records, label_map, strict, decode, max_examples, as_json, max_
 
 
 @main.command("inspect", context_settings=CONTEXT)
-@click.argument("records", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--label-map", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+@click.argument("records", nargs=-1, required=True, type=Location())
+@click.option("--label-map", type=Location(exists=True, dir_okay=False),
               help="Names for records that carry only class/label.")
-@click.option("--preview", type=click.Path(file_okay=False, path_type=Path),
+@click.option("--preview", type=Location("output-folder", file_okay=False),
               help="Draw images with boxes/masks here, with an index.html contact sheet.")
 @click.option("--num", default=16, show_default=True, type=click.IntRange(1),
               help="Images to draw (stratified so rare classes appear).")

@@ -10,7 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from odprep import images, keys, proto
+from odprep import images, keys, proto, storage
 from odprep.errors import OdprepError
 from odprep.fileio import read_text
 from odprep.findings import Report
@@ -42,6 +42,13 @@ class _RecordFacts:
 
 
 def _expand(pattern: str) -> list[Path]:
+    """The files a config's input_path matches (URLs are globbed as tf.io.gfile does, and
+    fetched)."""
+    if storage.is_url(pattern):
+        try:
+            pattern = str(storage.current().input(pattern, "records"))
+        except OdprepError:
+            return []
     return sorted(Path(p) for p in glob.glob(pattern) if Path(p).is_file())
 
 

@@ -65,6 +65,10 @@ def _kind(mode: int) -> str:
 
 def _open_regular(path: Path | str, what: str) -> int:
     """A read-only fd on a regular file, or OdprepError. O_NONBLOCK so a FIFO cannot hang."""
+    from odprep import storage
+
+    if storage.is_url(path):  # a URL met inside a file (a config's label_map_path): fetched
+        path = storage.current().input(str(path), what)
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) \
         | getattr(os, "O_BINARY", 0)
     try:
@@ -169,8 +173,12 @@ def expand_paths(patterns: Iterable[Path | str]) -> list[Path]:
     """Paths as given; a pattern that is not a file but has glob characters (quoted, so the
     shell left it alone) is expanded, sorted. One that matches nothing is kept, to be
     reported by the caller."""
+    from odprep import storage
+
     paths: list[Path] = []
     for pattern in map(str, patterns):
+        if storage.is_url(pattern):
+            pattern = str(storage.current().input(pattern, "records"))
         matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) and not os.path.lexists(pattern) \
             else []
         paths += [Path(m) for m in matches] or [Path(pattern)]

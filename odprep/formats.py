@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from odprep.locations import Location
+
 if TYPE_CHECKING:  # the registry is read at CLI start-up: readers load only when a command runs
     from odprep.example import EncodeOptions
     from odprep.labelmap import LabelMap
@@ -84,12 +86,13 @@ class Format:
         return f"{self.summary}\n\n{self.details}\n\n\b\nExample:\n{example}"
 
 
-def _existing(file_okay: bool = True, dir_okay: bool = True) -> click.Path:
-    return click.Path(exists=True, file_okay=file_okay, dir_okay=dir_okay, path_type=Path)
+def _existing(file_okay: bool = True, dir_okay: bool = True, role: str = "input") -> click.Path:
+    return Location(role, exists=True, file_okay=file_okay, dir_okay=dir_okay)
 
 
 def _images_dir(help_text: str) -> click.Option:
-    return click.Option(["--images-dir"], required=True, type=_existing(file_okay=False), help=help_text)
+    return click.Option(["--images-dir"], required=True, type=_existing(file_okay=False, role="images"),
+                        help=help_text)
 
 
 # --- Pascal VOC --------------------------------------------------------------------------------
@@ -206,7 +209,7 @@ SEGMENTATION = Format(
     examples=("odprep seg2tfr VOC2012/JPEGImages VOC2012/SegmentationClass -o seg/train.record \\",
               "    --list VOC2012/ImageSets/Segmentation/train.txt --num-shards 4"),
     params=lambda: [
-        click.Argument(["images_dir"], type=_existing(file_okay=False)),
+        click.Argument(["images_dir"], type=_existing(file_okay=False, role="images")),
         click.Argument(["masks_dir"], type=_existing(file_okay=False)),
         click.Option(["--list", "list_file"], type=_existing(dir_okay=False),
                      help="Only these stems, e.g. VOC ImageSets/Segmentation/train.txt."),

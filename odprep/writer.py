@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from odprep import storage
 from odprep.errors import OdprepError
 from odprep.example import EncodedImage, EncodeOptions, encode_record
 from odprep.fileio import commit, os_error, remove_quietly, temp_path_for
@@ -123,7 +124,7 @@ def write_records(records: Iterable[ImageRecord], output: Path | str, label_map:
             fds.append(os.open(temps[-1], os.O_WRONLY | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)))
         sink = _ShardSink(fds)
         if workers == 1:
-            for record in records:  # a lazy Sequence builds each record here
+            for record in storage.fetched_in_batches(records):  # a lazy Sequence builds each here
                 encoded = encode_record(record, label_map, options)
                 if not encoded.skipped:
                     sink.write(encoded.parts)
@@ -204,6 +205,7 @@ def _encode_chunk(task: tuple[Path, list[ImageRecord] | range]) -> _ChunkResult:
     path, records = task
     if isinstance(records, range):
         records = _worker_state["shared"][records.start:records.stop]
+    records = storage.fetched(list(records))  # remote images: one batched request
     encoded = [encode_record(r, _worker_state["label_map"], _worker_state["options"]) for r in records]
     sizes = []
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o600)

@@ -1,0 +1,158 @@
+"""URLs as paths, against a real S3-compatible HTTP server (moto's server mode) through s3fs,
+as s3fs's own tests do. odprep runs as a subprocess and finds the server the standard way,
+through fsspec's configuration (FSSPEC_S3_ENDPOINT_URL)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import SAMPLE
+
+s3fs = pytest.importorskip("s3fs")
+moto_server = pytest.importorskip("moto.server")
+
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+               "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+@pytest.fixture(scope="module")
+def endpoint():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture()
+def s3(endpoint, monkeypatch):
+    for key, value in CREDENTIALS.items():
+        monkeypatch.setenv(key, value)
+    fs = s3fs.S3FileSystem(client_kwargs={"endpoint_url": endpoint}, skip_instance_cache=True)
+    for bucket in ("src", "dst"):
+        if fs.exists(bucket):
+            fs.rm(bucket, recursive=True)
+        fs.mkdir(bucket)
+    fs.put(str(SAMPLE / "images"), "src/images", recursive=True)
+    fs.put(str(SAMPLE / "voc" / "Annotations"), "src/voc/Annotations", recursive=True)
+    fs.put(str(SAMPLE / "coco" / "instances.json"), "src/coco/instances.json")
+    fs.invalidate_cache()
+    return fs
+
+
+def odprep(endpoint: str, *args: object, **popen) -> subprocess.CompletedProcess:
+    env = {**os.environ, **CREDENTIALS, "FSSPEC_S3_ENDPOINT_URL": endpoint, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run([sys.executable, "-m", "odprep", *map(str, args)], capture_output=True,
+                          text=True, env=env, timeout=300, **popen)
+
+
+def objects(fs, bucket: str = "dst") -> list[str]:
+    fs.invalidate_cache()
+    return sorted(fs.find(bucket))
+
+
+def test_conversion_from_a_bucket_to_a_bucket_equals_the_local_one(s3, endpoint, tmp_path):
+    done = odprep(endpoint, "voc2tfr", "s3://src/voc/Annotations", "--images-dir", "s3://src/images",
+                  "-o", "s3://dst/out/train.record", "--num-shards", "2", "--workers", "2")
+    assert done.returncode == 0, done.stderr
+    assert objects(s3) == ["dst/out/label_map.pbtxt", "dst/out/train.record-00000-of-00002",
+                           "dst/out/train.record-00001-of-00002"]
+    assert "s3://dst/out/train.record-00000-of-00002" in done.stdout  # URLs named, not temp folders
+    assert "odprep-remote-" not in done.stdout + done.stderr
+    local = odprep(endpoint, "voc2tfr", SAMPLE / "voc" / "Annotations", "--images-dir", SAMPLE / "images",
+                   "-o", tmp_path / "train.record", "--num-shards", "2")
+    assert local.returncode == 0, local.stderr
+    for shard in ("train.record-00000-of-00002", "train.record-00001-of-00002"):
+        assert s3.cat(f"dst/out/{shard}") == (tmp_path / shard).read_bytes()
+    assert s3.cat("dst/out/label_map.pbtxt") == (tmp_path / "label_map.pbtxt").read_bytes()
+
+
+def test_coco_masks_with_workers_fetch_images_in_the_workers(s3, endpoint, tmp_path, tf):
+    done = odprep(endpoint, "coco2tfr", "s3://src/coco/instances.json", "--images-dir", "s3://src/images",
+                  "-o", "s3://dst/coco/train.record", "--include-masks", "--workers", "2")
+    assert done.returncode == 0, done.stderr
+    local = odprep(endpoint, "coco2tfr", SAMPLE / "coco" / "instances.json", "--images-dir",
+                   SAMPLE / "images", "-o", tmp_path / "train.record", "--include-masks")
+    assert local.returncode == 0, local.stderr
+    assert s3.cat("dst/coco/train.record") == (tmp_path / "train.record").read_bytes()
+    (tmp_path / "back.record").write_bytes(s3.cat("dst/coco/train.record"))
+    assert sum(1 for _ in tf.data.TFRecordDataset([str(tmp_path / "back.record")])) > 0
+
+
+def test_validate_inspect_and_check_read_records_in_the_bucket(s3, endpoint, tmp_path):
+    assert odprep(endpoint, "voc2tfr", "s3://src/voc/Annotations", "--images-dir", "s3://src/images",
+                  "-o", "s3://dst/out/train.record", "--num-shards", "2").returncode == 0
+    validated = odprep(endpoint, "validate", "s3://dst/out/train.record-*",
+                       "--label-map", "s3://dst/out/label_map.pbtxt")
+    assert validated.returncode == 0, validated.stdout + validated.stderr
+    inspected = odprep(endpoint, "inspect", "s3://dst/out/train.record-00000-of-00002")
+    assert inspected.returncode == 0 and "images: " in inspected.stdout, inspected.stderr
+    config = odprep(endpoint, "new-config", "--template", "ssd_mobilenet_v2_fpnlite_320", "-o", "s3://dst/pipeline.config",
+                    "--train-input", "s3://dst/out/train.record-*", "--eval-input",
+                    "s3://dst/out/train.record-*", "--label-map", "s3://dst/out/label_map.pbtxt",
+                    "--no-checkpoint")
+    assert config.returncode == 0, config.stderr
+    assert 'input_path: "s3://dst/out/train.record-*"' in s3.cat("dst/pipeline.config").decode()
+    checked = odprep(endpoint, "check", "s3://dst/pipeline.config")
+    assert "2 file(s)" in checked.stdout, checked.stdout + checked.stderr
+    assert checked.returncode in (0, 1) and "input-path-unmatched" not in checked.stdout
+    missing = odprep(endpoint, "validate", "s3://dst/none-*.record")
+    assert missing.returncode != 0
+
+
+def test_an_error_mid_run_leaves_no_object(s3, endpoint):
+    s3.pipe("src/images/zz_broken.jpg", b"\xff\xd8\xff\xe0 not really a jpeg")
+    s3.pipe("src/voc/Annotations/zz_broken.xml",
+            b"<annotation><filename>zz_broken.jpg</filename><size><width>8</width><height>8</height>"
+            b"<depth>3</depth></size><object><name>cat</name><bndbox><xmin>1</xmin><ymin>1</ymin>"
+            b"<xmax>4</xmax><ymax>4</ymax></bndbox></object></annotation>")
+    done = odprep(endpoint, "voc2tfr", "s3://src/voc/Annotations", "--images-dir", "s3://src/images",
+                  "-o", "s3://dst/out/train.record", "--num-shards", "3")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and "s3://src/images/zz_broken.jpg" in done.stderr
+    assert objects(s3) == []
+
+
+def test_ctrl_c_leaves_no_object(s3, endpoint, tmp_path):
+    many = tmp_path / "many"
+    shutil.copytree(SAMPLE / "images", many / "images")
+    annotations = many / "Annotations"
+    annotations.mkdir()
+    for xml in (SAMPLE / "voc" / "Annotations").glob("*.xml"):
+        for copy in range(150):
+            (annotations / f"{copy}_{xml.name}").write_bytes(xml.read_bytes())
+    s3.put(str(annotations), "src/many", recursive=True)
+    env = {**os.environ, **CREDENTIALS, "FSSPEC_S3_ENDPOINT_URL": endpoint, "TF_CPP_MIN_LOG_LEVEL": "3",
+           "TMPDIR": str(tmp_path)}
+    proc = subprocess.Popen([sys.executable, "-m", "odprep", "voc2tfr", "s3://src/many", "--images-dir",
+                             "s3://src/images", "-o", "s3://dst/out/train.record", "--workers", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    time.sleep(4)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode in (130, 0), err
+    if proc.returncode == 130:
+        assert objects(s3) == []
+        assert "interrupted" in err
+    assert list(tmp_path.glob("odprep-remote-*")) == []
+
+
+def test_bad_urls_are_one_line_errors(s3, endpoint):
+    missing = odprep(endpoint, "voc2tfr", "s3://src/nothing", "--images-dir", "s3://src/images", "-o",
+                     "s3://dst/x.record")
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1, missing.stderr
+    assert "s3://src/nothing" in missing.stderr
+    protocol = odprep(endpoint, "voc2tfr", "nosuchproto://a/b", "--images-dir", "s3://src/images", "-o",
+                      "s3://dst/x.record")
+    assert protocol.returncode == 2 and protocol.stderr.count("\n") == 1, protocol.stderr
+    assert objects(s3) == []

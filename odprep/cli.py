@@ -126,6 +126,11 @@ def _shared_params(box_options: bool) -> list[click.Parameter]:
                      help="Number of output shards."),
         click.Option(["--workers"], type=click.IntRange(1), default=None,
                      help="Parallel worker processes (default: CPU count)."),
+        click.Option(["--runner"], default=None, metavar="NAME",
+                     help="Encode on Apache Beam instead of local processes: DirectRunner, "
+                          "DataflowRunner, FlinkRunner, SparkRunner (pip install \"odprep[beam]\")."),
+        click.Option(["--beam-option", "beam_options"], multiple=True, metavar="KEY=VALUE",
+                     help="A Beam pipeline option (repeatable), e.g. direct_num_workers=2, project=P."),
         click.Option(["--skip-invalid"], is_flag=True,
                      help="Skip bad images/objects with one warning each, instead of stopping."),
     ]
@@ -178,6 +183,12 @@ def _convert(fmt, args: dict) -> None:
                            max_pixels=args["max_pixels"], allow_empty=args["allow_empty"], **fmt.encode(args))
     split = SplitOptions(args["split_spec"], args["split_from_lists"], args["seed"],
                          args["oversample"] is not None, args["threshold"], args["oversample_rounding"])
+    if args["runner"]:
+        from odprep.beam import BeamRunner
+
+        workers = BeamRunner(args["runner"], args["beam_options"])
+    elif args["beam_options"]:
+        raise OdprepError("--beam-option", "given without --runner", "Add --runner DirectRunner (or another)")
     options = ConvertOptions(args["output"], args.get("label_map"), args["num_shards"], workers, encode,
                              split, args["quiet"])
     opened = fmt.open(args, context)

@@ -237,6 +237,12 @@ def commit(pending: list[tuple[Path, Path]], exclusive: Iterable[Path] = ()) -> 
     Targets in ``exclusive`` are never replaced: if one appeared meanwhile with other
     content (another run), nothing is committed; with the same content the temp is dropped.
     """
+    from odprep import storage
+
+    remote = [(t, f) for t, f in pending if storage.is_url(f)]
+    if remote:  # shards a Beam runner wrote straight to a bucket
+        pending[:] = [pair for pair in pending if pair not in remote]
+        storage.commit(remote)
     exclusive = {Path(p) for p in exclusive}
     for _, target in pending:
         _check_target(target)
@@ -286,7 +292,10 @@ def commit(pending: list[tuple[Path, Path]], exclusive: Iterable[Path] = ()) -> 
 
 
 def discard(pending: list[tuple[Path, Path]]) -> None:
-    remove_quietly(temp for temp, _ in pending)
+    from odprep import storage
+
+    storage.discard([pair for pair in pending if storage.is_url(pair[0])])
+    remove_quietly(temp for temp, _ in pending if not storage.is_url(temp))
     pending.clear()
 
 

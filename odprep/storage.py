@@ -43,6 +43,7 @@ FETCH_CONCURRENCY = int(os.environ.get("ODPREP_FETCH_CONCURRENCY", "0")) or None
 _session: Session | None = None
 _options: dict[str, object] = {}
 _filesystems: dict[tuple[int, str], object] = {}
+_mirrors: dict[str, str] = {}  # local placeholder folder -> the URL of the images folder
 
 
 def is_url(path: object) -> bool:
@@ -88,6 +89,31 @@ def filesystem(url: str):
 _EXTRAS = {"gs": "gcs", "gcs": "gcs", "s3": "s3", "s3a": "s3", "az": "azure", "abfs": "azure"}
 
 
+def commit(pending: list[tuple[str, str]]) -> None:
+    """Move finished temporary objects to their final URLs; on a failure, remove them all."""
+    moved: list[str] = []
+    try:
+        with held():
+            for temp, final in pending:
+                fs, source = filesystem(temp)
+                fs.mv(source, fs._strip_protocol(final))
+                moved.append(final)
+    except BaseException as error:
+        discard([*pending, *((m, m) for m in moved)])
+        if isinstance(error, Exception):
+            raise _storage_error(pending[0][1], error, "write here") from None
+        raise
+
+
+def discard(pending: list[tuple[str, str]]) -> None:
+    """Remove temporary objects (those already moved or never written are ignored)."""
+    with held():
+        for temp, _ in pending:
+            with contextlib.suppress(Exception):
+                fs, path = filesystem(temp)
+                fs.rm(path)
+
+
 def _storage_error(url: str, error: BaseException, doing: str) -> OdprepError:
     if isinstance(error, OdprepError):
         return error
@@ -117,7 +143,6 @@ class Session:
     def __init__(self) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="odprep-remote-"))
         self.names: dict[str, str] = {}  # local folder -> URL, for messages
-        self.mirrors: dict[Path, str] = {}  # placeholder images folder -> URL
         self.outputs: list[_Output] = []
 
     def _folder(self, url: str) -> Path:
@@ -181,7 +206,7 @@ class Session:
             target = local / os.path.relpath(name, path)
             target.parent.mkdir(parents=True, exist_ok=True)
             target.touch()
-        self.mirrors[local] = url.rstrip("/")
+        _mirrors[str(local)] = url.rstrip("/")
         return self._remember(local, url)
 
     def output(self, url: str, label_map_name: str | None = "label_map.pbtxt") -> Path:
@@ -297,17 +322,38 @@ class _Translating:
         return getattr(self._stream, name)
 
 
+def mirrors() -> dict[str, str]:
+    """The placeholder folders of remote images, and their URLs (shipped to Beam workers)."""
+    return dict(_mirrors)
+
+
+def use_mirrors(mapping: dict[str, str]) -> None:
+    _mirrors.update(mapping)
+
+
+def url_for(path: Path | str) -> str:
+    """The URL a local stand-in (a staged input or output) stands for; else the path."""
+    text = str(path)
+    for local, url in sorted(_names().items(), key=lambda item: -len(item[0])):
+        if text == local or text.startswith(local + "/"):
+            return url + text[len(local):]
+    return text
+
+
+def _names() -> dict[str, str]:
+    return _session.names if _session is not None else {}
+
+
 def fetched(records: list) -> list:
     """The records, with the bytes of mirrored remote images fetched in one batched request
     per filesystem (the encoders then read ``image_data``)."""
-    session = _session
-    if session is None or not session.mirrors:
+    if not _mirrors:
         return records
     wanted: dict[int, str] = {}
     for index, record in enumerate(records):
         if record.image_data is not None:
             continue
-        url = _mirrored_url(session, Path(record.image_path))
+        url = _mirrored_url(Path(record.image_path))
         if url is not None:
             wanted[index] = url
     if not wanted:
@@ -328,21 +374,21 @@ def fetched(records: list) -> list:
     return out
 
 
-def _mirrored_url(session: Session, path: Path) -> str | None:
-    for local, url in session.mirrors.items():
+def _mirrored_url(path: Path) -> str | None:
+    for local, url in _mirrors.items():
         try:
             relative = path.relative_to(local)
         except ValueError:
             continue
-        if ".." in relative.parts or not path.is_file():
-            return None
+        if ".." in relative.parts or (os.path.isdir(local) and not path.is_file()):
+            return None  # not listed: reported as a missing image, like a local one
         return _join(url, relative.as_posix())
     return None
 
 
 def fetched_in_batches(records: Iterable) -> Iterator:
     """``fetched`` over a stream, FETCH_BATCH records at a time."""
-    if _session is None or not _session.mirrors:
+    if not _mirrors:
         yield from records
         return
     batch: list = []

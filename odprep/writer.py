@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from odprep import storage
+from odprep.beam import BeamRunner
 from odprep.errors import OdprepError
 from odprep.example import EncodedImage, EncodeOptions, encode_record
-from odprep.fileio import commit, os_error, remove_quietly, temp_path_for
+from odprep.fileio import commit, discard, os_error, remove_quietly, temp_path_for
 from odprep.labelmap import LabelMap
 from odprep.model import ImageRecord
 from odprep.parallel import default_workers, fork_available, keep_freed_memory, ordered_map
@@ -100,7 +101,7 @@ ProgressFactory = Callable[[int | None], object]
 
 
 def write_records(records: Iterable[ImageRecord], output: Path | str, label_map: LabelMap,
-                  num_shards: int = 1, workers: int | None = None,
+                  num_shards: int = 1, workers: int | BeamRunner | None = None,
                   options: EncodeOptions = EncodeOptions(),
                   progress: ProgressFactory | None = None, total: int | None = None,
                   defer_commit: bool = False) -> Summary:
@@ -111,6 +112,8 @@ def write_records(records: Iterable[ImageRecord], output: Path | str, label_map:
     ``summary.pending`` for the caller to ``commit`` or ``discard`` (used to make
     several splits all-or-nothing)."""
     paths = shard_paths(output, num_shards)
+    if isinstance(workers, BeamRunner):
+        return _write_with_beam(records, output, paths, label_map, options, workers, defer_commit)
     workers = default_workers() if workers is None else max(1, workers)
     keep_freed_memory()  # inherited by the workers forked below
     summary = Summary()
@@ -155,6 +158,28 @@ def write_records(records: Iterable[ImageRecord], output: Path | str, label_map:
                 with contextlib.suppress(OSError):
                     os.close(fds.pop())
             remove_quietly(temps)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _write_with_beam(records: Iterable[ImageRecord], output: Path | str, paths: list[Path],
+                     label_map: LabelMap, options: EncodeOptions, runner: BeamRunner,
+                     defer_commit: bool) -> Summary:
+    from odprep import beam
+
+    summary = Summary()
+    started = time.perf_counter()
+    beam.write(runner, records, paths, label_map, options, summary)
+    try:
+        if summary.images == 0 and not options.allow_empty:
+            raise OdprepError(output, f"no image was written: {_why_empty(summary)}",
+                              "Fix the input, or pass --allow-empty to write an empty file on purpose")
+        if not defer_commit:
+            commit(summary.pending)
+    except BaseException:
+        discard(summary.pending)
+        raise
+    summary.files = paths
     summary.seconds = time.perf_counter() - started
     return summary
 

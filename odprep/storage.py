@@ -39,7 +39,8 @@ from odprep.termination import held
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 FETCH_BATCH = 64
 # Requests in flight per batch of images; unset: fsspec's default for the filesystem.
-FETCH_CONCURRENCY = int(os.environ.get("ODPREP_FETCH_CONCURRENCY", "0")) or None
+_CONCURRENCY = os.environ.get("ODPREP_FETCH_CONCURRENCY", "")
+FETCH_CONCURRENCY = int(_CONCURRENCY) if _CONCURRENCY.isdigit() and int(_CONCURRENCY) > 0 else None
 _session: Session | None = None
 _options: dict[str, object] = {}
 _filesystems: dict[tuple[int, str], object] = {}
@@ -112,6 +113,53 @@ def discard(pending: list[tuple[str, str]]) -> None:
             with contextlib.suppress(Exception):
                 fs, path = filesystem(temp)
                 fs.rm(path)
+
+
+class StreamingShards:
+    """Shards written straight to object storage under temporary names: each is an fsspec
+    file whose blocks are uploaded as they fill (S3 multipart, GCS resumable uploads).
+    ``pending`` pairs them with their final URLs for ``commit``; ``abort`` removes them."""
+
+    def __init__(self, urls: list[str]) -> None:
+        token = secrets.token_hex(4)
+        self.pending = [(f"{url}.odprep-tmp-{token}", url) for url in urls]
+        self.files: list = []
+        for temp, _ in self.pending:
+            fs, path = filesystem(temp)
+            try:
+                self.files.append(fs.open(path, "wb"))
+            except Exception as error:
+                self.abort()
+                raise _storage_error(temp, error, "write here") from None
+
+    def write(self, index: int, data) -> None:
+        try:
+            self.files[index].write(data)
+        except Exception as error:
+            raise _storage_error(self.pending[index][1], error, "write the records") from None
+
+    def close(self) -> None:
+        """Finish every upload (the objects still have their temporary names)."""
+        for index, handle in enumerate(self.files):
+            try:
+                handle.close()
+            except Exception as error:
+                raise _storage_error(self.pending[index][1], error, "write the records") from None
+
+    def abort(self) -> None:
+        with held():
+            for handle in self.files:
+                with contextlib.suppress(Exception):
+                    handle.discard()  # S3: the multipart upload is aborted
+                with contextlib.suppress(Exception):
+                    handle.closed = True  # never completed later, by the garbage collector
+            discard(self.pending)
+
+
+def streaming_shards(paths: list[Path]) -> StreamingShards | None:
+    """For shards whose folder stands for a URL, their streaming uploads; else None."""
+    urls = [url_for(path) for path in paths]
+    return StreamingShards(urls) if is_url(urls[0]) else None
 
 
 def _storage_error(url: str, error: BaseException, doing: str) -> OdprepError:

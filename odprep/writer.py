@@ -121,11 +121,14 @@ def write_records(records: Iterable[ImageRecord], output: Path | str, label_map:
     temps: list[Path] = []
     fds: list[int] = []
     bar = progress(total) if progress else None
+    remote = None
     try:
-        for path in paths:
-            temps.append(temp_path_for(path))
-            fds.append(os.open(temps[-1], os.O_WRONLY | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)))
-        sink = _ShardSink(fds)
+        remote = storage.streaming_shards(paths)  # a URL's shards upload while they are written
+        if remote is None:
+            for path in paths:
+                temps.append(temp_path_for(path))
+                fds.append(os.open(temps[-1], os.O_WRONLY | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)))
+        sink = _ShardSink(fds, remote)
         if workers == 1:
             for record in storage.fetched_in_batches(records):  # a lazy Sequence builds each here
                 encoded = encode_record(record, label_map, options)
@@ -143,7 +146,11 @@ def write_records(records: Iterable[ImageRecord], output: Path | str, label_map:
         if summary.images == 0 and not options.allow_empty:
             raise OdprepError(output, f"no image was written: {_why_empty(summary)}",
                               "Fix the input, or pass --allow-empty to write an empty file on purpose")
-        summary.pending = list(zip(temps, paths, strict=True))
+        if remote is not None:
+            remote.close()
+            summary.pending, remote = list(remote.pending), None
+        else:
+            summary.pending = list(zip(temps, paths, strict=True))
         if not defer_commit:
             commit(summary.pending)
         temps = []
@@ -158,6 +165,8 @@ def write_records(records: Iterable[ImageRecord], output: Path | str, label_map:
                 with contextlib.suppress(OSError):
                     os.close(fds.pop())
             remove_quietly(temps)
+            if remote is not None:
+                remote.abort()
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -193,17 +202,24 @@ def _why_empty(summary: Summary) -> str:
 class _ShardSink:
     """Round-robin over shard files: the i-th written record goes to shard i % N."""
 
-    def __init__(self, fds: list[int]) -> None:
+    def __init__(self, fds: list[int], remote: storage.StreamingShards | None = None) -> None:
         self.fds = fds
+        self.remote = remote
         self.count = 0
 
     def write(self, parts: list) -> None:
-        write_all(self.fds[self.count % len(self.fds)], parts)
+        if self.remote is not None:
+            self.remote.write(self.count % len(self.remote.files), b"".join(parts))
+        else:
+            write_all(self.fds[self.count % len(self.fds)], parts)
         self.count += 1
 
     def append_range(self, source_fd: int, offset: int, length: int) -> None:
         """The next record, copied (in the kernel) from another file."""
-        copy_range(source_fd, self.fds[self.count % len(self.fds)], offset, length)
+        if self.remote is not None:
+            self.remote.write(self.count % len(self.remote.files), os.pread(source_fd, length, offset))
+        else:
+            copy_range(source_fd, self.fds[self.count % len(self.fds)], offset, length)
         self.count += 1
 
 

@@ -58,6 +58,23 @@ def big_voc(root: Path, objects: int) -> Path:
     return folder
 
 
+def many_voc(root: Path, count: int) -> Path:
+    """``count`` small VOC files (1-4 objects) and as many images, hard links to one JPEG."""
+    folder = root / f"voc_{count}"
+    (folder / "Annotations").mkdir(parents=True)
+    make_images(folder / "pool", 0)
+    (folder / "images").mkdir()
+    for i in range(count):
+        os.link(folder / "pool" / "one.jpg", folder / "images" / f"{i:06d}.jpg")
+        objects = "".join(f"<object><name>c{(i + k) % 20}</name><difficult>0</difficult><bndbox>"
+                          f"<xmin>{10 + k}</xmin><ymin>20</ymin><xmax>{200 + k}</xmax><ymax>300</ymax>"
+                          f"</bndbox></object>" for k in range(1 + i % 4))
+        (folder / "Annotations" / f"{i:06d}.xml").write_text(
+            f"<annotation><filename>{i:06d}.jpg</filename><size><width>640</width><height>480</height>"
+            f"<depth>3</depth></size>{objects}</annotation>\n")
+    return folder
+
+
 def report(name: str, command: list) -> None:
     command = [str(c) for c in command]
     started = time.perf_counter()
@@ -73,7 +90,20 @@ def main() -> None:
     parser.add_argument("--csv-rows", type=int, default=5_000_000)
     parser.add_argument("--csv-images", type=int, default=2000)
     parser.add_argument("--voc-objects", type=int, default=1_300_000)
+    parser.add_argument("--voc-files", type=int, nargs="*", default=[],
+                        help="also convert this many small VOC files (memory must stay flat), "
+                             "e.g. 20000 200000")
     args = parser.parse_args()
+    if args.voc_files:
+        with tempfile.TemporaryDirectory() as tmp:
+            print("| input | wall (s) | peak memory (MiB) | outcome |\n|---|---:|---:|---|")
+            for count in args.voc_files:
+                folder = many_voc(Path(tmp), count)
+                for extra in ([], ["--skip-invalid"]):
+                    report(f"voc2tfr, {count} files {' '.join(extra)}",
+                           [*ODPREP, "voc2tfr", folder / "Annotations", "--images-dir", folder / "images",
+                            "-o", Path(tmp) / f"out{count}" / "x.record", "--num-shards", "16", "-q", *extra])
+        return
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         make_images(root / "images", args.csv_images)

@@ -110,6 +110,9 @@ def write(runner: BeamRunner, records: Iterable[ImageRecord], paths: list[Path],
     The pipeline runs in a child process that leads its own process group, with its stderr
     (Beam's logs, and its workers') in a log file: a signal to odprep kills that whole
     group at once, however far Beam has got, and the clean-up then runs here."""
+    if not runner.local and not storage.is_url(_target(runner, paths)):
+        raise OdprepError(paths[0], f"{runner.name} workers cannot write to this machine's disk",
+                          "Write to a bucket: -o gs://BUCKET/PATH (and images there too)")
     records = list(records)
     if importlib.util.find_spec("apache_beam") is None:  # imported in the child: its noise goes to the log
         raise OdprepError("--runner", "Apache Beam is not installed", 'pip install "odprep[beam]"')

@@ -64,8 +64,11 @@ def many_voc(root: Path, count: int) -> Path:
     (folder / "Annotations").mkdir(parents=True)
     make_images(folder / "pool", 0)
     (folder / "images").mkdir()
+    pool = [folder / "pool" / f"{k}.jpg" for k in range(count // 60_000 + 1)]  # a file takes 65000 links
+    for copy in pool:
+        copy.write_bytes((folder / "pool" / "one.jpg").read_bytes())
     for i in range(count):
-        os.link(folder / "pool" / "one.jpg", folder / "images" / f"{i:06d}.jpg")
+        os.link(pool[i % len(pool)], folder / "images" / f"{i:06d}.jpg")
         objects = "".join(f"<object><name>c{(i + k) % 20}</name><difficult>0</difficult><bndbox>"
                           f"<xmin>{10 + k}</xmin><ymin>20</ymin><xmax>{200 + k}</xmax><ymax>300</ymax>"
                           f"</bndbox></object>" for k in range(1 + i % 4))

@@ -32,9 +32,12 @@ def png_header(width: int, height: int) -> bytes:
 
 
 def jpeg_header(width: int, height: int) -> bytes:
-    """A JPEG whose frame header claims a size (and an end marker, so it is not 'truncated')."""
-    sof = b"\xff\xc0" + struct.pack(">HBHHB", 11, 8, height, width, 1) + b"\x01\x11\x00"
-    return b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00" + sof + b"\xff\xd9"
+    """A real JPEG whose frame header is rewritten to claim a size (as a decompression bomb
+    does); its tables and end marker stay, so readers identify it as a JPEG."""
+    data = bytearray((SAMPLE / "images" / "cat_dog.jpg").read_bytes())
+    sof = next(i for i in range(2, len(data) - 1) if data[i] == 0xFF and data[i + 1] in (0xC0, 0xC1, 0xC2))
+    data[sof + 5:sof + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
 from lxml import etree
 
 from odprep import keys
@@ -225,10 +226,27 @@ class VocDataset:
                     yield record
 
     def as_sequence(self, workers: int = 1) -> Sequence[ImageRecord]:
-        """Records parsed on demand; materialised when skips must be reported here."""
-        if self.on_invalid is not None:
-            return list(self.records(workers))
-        return LazyRecords(len(self), self.record)
+        """Records parsed on demand. With --skip-invalid the files are parsed once first, to
+        report here what is skipped; the writer's workers then parse the files that remain
+        without reporting again, so memory stays flat either way."""
+        if self.on_invalid is None:
+            return LazyRecords(len(self), self.record)
+        chunks = [self.paths[i:i + _PARSE_CHUNK] for i in range(0, len(self.paths), _PARSE_CHUNK)]
+        _init_parser(self.index, True)
+        checked = ordered_map(_check_chunk, chunks, workers, initializer=_init_parser,
+                              initargs=(self.index, True)) if workers > 1 else map(_check_chunk, chunks)
+        kept: list[int] = []
+        position = 0
+        for chunk in checked:
+            for parsed, skips in chunk:
+                for kind, error in skips:
+                    raise_or_skip(self.on_invalid, kind, error)
+                if parsed:
+                    kept.append(position)
+                position += 1
+        positions = np.array(kept, dtype=np.int64)
+        return LazyRecords(len(positions), lambda i: parse_voc_file(self.paths[int(positions[i])], self.index,
+                                                                    _already_reported))
 
     def class_names(self, workers: int = 1) -> list[str]:
         """Every object's class name, in file order (a light parse: names only)."""
@@ -273,6 +291,15 @@ def _parse_chunk(paths: list[Path]) -> list[tuple[ImageRecord | None, list]]:
             skips.append(("skipped_image", error))
             out.append((None, skips))
     return out
+
+
+def _check_chunk(paths: list[Path]) -> list[tuple[bool, list]]:
+    """Worker side: which files give a record, and what they skip (records stay here)."""
+    return [(record is not None, skips) for record, skips in _parse_chunk(paths)]
+
+
+def _already_reported(kind: str, error: OdprepError) -> None:
+    """Skips seen again when a writer worker parses a file: counted by the first pass."""
 
 
 def _names_in_files(paths: list[Path]) -> list[str]:

@@ -398,6 +398,9 @@ def patch_config_cmd(config, template, output, in_place, **fields):
         raise OdprepError(config or template, "no output chosen", "Pass -o OUT or --in-place")
     if in_place and (config is None or output is not None):
         raise OdprepError(config or template, "--in-place needs CONFIG and no -o", "Pick one")
+    if in_place and storage.is_url(storage.url_for(config)):
+        raise OdprepError(storage.url_for(config), "--in-place works on a local CONFIG",
+                          "Write the patched config with -o URL (objects cannot be edited in place)")
     from odprep.fileio import read_text
 
     text = read_text(config, "config") if config else template_text(template)
@@ -578,4 +581,15 @@ def inspect_cmd(records, label_map, preview, num, as_json, max_pixels):
         click.echo(f"preview: {len(pictures)} image(s) and {preview / 'index.html'}", err=as_json)
 
 
+def _storage_option_everywhere() -> None:
+    """--storage-option after the command name too: eager, so it is set before any URL
+    parameter of the command is staged."""
+    for command in main.commands.values():
+        command.params.insert(0, click.Option(
+            ["--storage-option", "storage_options"], multiple=True, metavar="KEY=VALUE", is_eager=True,
+            expose_value=False, callback=lambda _ctx, _param, pairs: storage.set_options(pairs),
+            help="A setting for the storage of URL paths (fsspec), e.g. endpoint_url=http://host:9000."))
+
+
 _add_converters()
+_storage_option_everywhere()

@@ -20,6 +20,7 @@ and each cloud's usual credentials; ``--storage-option KEY=VALUE`` adds to them.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import glob
@@ -30,6 +31,7 @@ import secrets
 import shutil
 import sys
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -88,6 +90,35 @@ def filesystem(url: str):
 
 
 _EXTRAS = {"gs": "gcs", "gcs": "gcs", "s3": "s3", "s3a": "s3", "az": "azure", "abfs": "azure"}
+
+
+def _call(fs, name: str, *args, **kwargs):
+    """``fs.name(*args)``; on an async filesystem its coroutine is cancelled (and waited
+    for) if a signal interrupts the wait, so no download goes on writing after clean-up."""
+    if not getattr(fs, "async_impl", False) or getattr(fs, "loop", None) is None:
+        return getattr(fs, name)(*args, **kwargs)
+    finished = threading.Event()
+
+    async def tracked():
+        before = asyncio.all_tasks()
+        try:
+            return await getattr(fs, "_" + name)(*args, **kwargs)
+        except asyncio.CancelledError:  # fsspec's batches run as tasks that outlive a cancel
+            spawned = asyncio.all_tasks() - before - {asyncio.current_task()}
+            for task in spawned:
+                task.cancel()
+            await asyncio.gather(*spawned, return_exceptions=True)
+            raise
+        finally:
+            finished.set()
+
+    future = asyncio.run_coroutine_threadsafe(tracked(), fs.loop)
+    try:
+        return future.result()
+    except BaseException:
+        future.cancel()
+        finished.wait(timeout=30)
+        raise
 
 
 def commit(pending: list[tuple[str, str]]) -> None:
@@ -216,7 +247,7 @@ class Session:
                     Path(target).parent.mkdir(parents=True, exist_ok=True)
                 local.mkdir(exist_ok=True)
                 if files:
-                    fs.get(files, targets)
+                    _call(fs, "get", files, targets)
                 self._remember(local, _join(url.split("://")[0] + ":/", prefix))
                 return local / os.path.relpath(path, prefix)
             if fs.isdir(path):
@@ -227,10 +258,10 @@ class Session:
                     Path(target).parent.mkdir(parents=True, exist_ok=True)
                 local.mkdir(exist_ok=True)
                 if files:
-                    fs.get(files, targets)
+                    _call(fs, "get", files, targets)
                 return self._remember(local, url)
             local = folder / (path.rstrip("/").rsplit("/", 1)[-1] or "file")
-            fs.get(path, str(local))
+            _call(fs, "get", path, str(local))
             return self._remember(local, url)
         except FileNotFoundError:
             raise OdprepError(url, f"{what} not found", "Check the URL") from None
@@ -410,7 +441,7 @@ def fetched(records: list) -> list:
     paths = {index: fs._strip_protocol(url) for index, url in wanted.items()}
     try:
         extra = {"batch_size": FETCH_CONCURRENCY} if FETCH_CONCURRENCY else {}
-        blobs = fs.cat(list(paths.values()), on_error="return", **extra)
+        blobs = _call(fs, "cat", list(paths.values()), on_error="return", **extra)
     except Exception as error:
         raise _storage_error(next(iter(wanted.values())), error, "read the images") from None
     out = list(records)

@@ -156,3 +156,24 @@ def test_bad_urls_are_one_line_errors(s3, endpoint):
                       "s3://dst/x.record")
     assert protocol.returncode == 2 and protocol.stderr.count("\n") == 1, protocol.stderr
     assert objects(s3) == []
+
+
+def test_storage_option_names_the_server_without_fsspec_configuration(s3, endpoint, tmp_path):
+    env = {**os.environ, **CREDENTIALS, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env.pop("FSSPEC_S3_ENDPOINT_URL", None)
+    done = subprocess.run([sys.executable, "-m", "odprep", "coco2tfr", "s3://src/coco/instances.json",
+                           "--images-dir", "s3://src/images", "-o", "s3://dst/c/x.record",
+                           "--storage-option", f"endpoint_url={endpoint}"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert objects(s3) == ["dst/c/label_map.pbtxt", "dst/c/x.record"]
+    bad = subprocess.run([sys.executable, "-m", "odprep", "--storage-option", "novalue", "validate",
+                          "s3://dst/c/x.record"], capture_output=True, text=True, env=env, timeout=300)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "KEY=VALUE" in bad.stderr
+
+
+def test_in_place_on_a_url_is_refused(s3, endpoint):
+    s3.put(str(SAMPLE / "configs" / "pipeline.config"), "src/pipeline.config")
+    done = odprep(endpoint, "patch-config", "s3://src/pipeline.config", "--num-classes", "3", "--in-place")
+    assert done.returncode == 2 and "s3://src/pipeline.config" in done.stderr, done.stderr
+    assert s3.cat("src/pipeline.config") == (SAMPLE / "configs" / "pipeline.config").read_bytes()

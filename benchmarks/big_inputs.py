@@ -62,18 +62,20 @@ def many_voc(root: Path, count: int) -> Path:
     """``count`` small VOC files (1-4 objects) and as many images, hard links to one JPEG."""
     folder = root / f"voc_{count}"
     (folder / "Annotations").mkdir(parents=True)
-    make_images(folder / "pool", 0)
     (folder / "images").mkdir()
+    (folder / "pool").mkdir()
+    buffer = io.BytesIO()  # small, so that 200k records fit on the disk: memory is measured here
+    Image.effect_noise((160, 120), 40).convert("RGB").save(buffer, format="JPEG", quality=75)
     pool = [folder / "pool" / f"{k}.jpg" for k in range(count // 60_000 + 1)]  # a file takes 65000 links
     for copy in pool:
-        copy.write_bytes((folder / "pool" / "one.jpg").read_bytes())
+        copy.write_bytes(buffer.getvalue())
     for i in range(count):
         os.link(pool[i % len(pool)], folder / "images" / f"{i:06d}.jpg")
         objects = "".join(f"<object><name>c{(i + k) % 20}</name><difficult>0</difficult><bndbox>"
-                          f"<xmin>{10 + k}</xmin><ymin>20</ymin><xmax>{200 + k}</xmax><ymax>300</ymax>"
+                          f"<xmin>{10 + k}</xmin><ymin>20</ymin><xmax>{100 + k}</xmax><ymax>110</ymax>"
                           f"</bndbox></object>" for k in range(1 + i % 4))
         (folder / "Annotations" / f"{i:06d}.xml").write_text(
-            f"<annotation><filename>{i:06d}.jpg</filename><size><width>640</width><height>480</height>"
+            f"<annotation><filename>{i:06d}.jpg</filename><size><width>160</width><height>120</height>"
             f"<depth>3</depth></size>{objects}</annotation>\n")
     return folder
 

@@ -47,29 +47,51 @@ _ID_LIMIT = 2**63
 @dataclass
 class CocoFile:
     """A COCO JSON held as its raw bytes: images and annotations are decoded one image at a
-    time, from an index built in one pass (a train2017-sized file stays well under 1 GiB,
-    and forked workers share the bytes)."""
+    time, from (offset, length) spans found in one pass. No Python object per entry is
+    kept, so a train2017-sized file stays well under 1 GiB, and forked workers share the
+    bytes and the spans without copying a page."""
 
     path: Path
-    images: list[msgspec.Raw]
-    annotations: list[msgspec.Raw]
+    buffer: bytes
+    image_spans: np.ndarray  # (offset, length) of each images entry
+    annotation_spans: np.ndarray  # (offset, length) of each annotations entry
     categories: list[dict]
     image_ids: np.ndarray  # by position in images
     used_categories: set[int]
     by_image_order: np.ndarray  # annotation positions, stably sorted by image id
     by_image_keys: np.ndarray  # the image id of each, in that order
 
+    def __len__(self) -> int:
+        return len(self.image_spans)
+
+    def _entry(self, spans: np.ndarray, position: int, decoder=None):
+        offset, length = spans[position].tolist()
+        return (decoder or _ANY).decode(memoryview(self.buffer)[offset:offset + length])
+
     def image(self, position: int) -> dict:
-        return _ANY.decode(self.images[position])
+        return self._entry(self.image_spans, position)
 
     def annotations_of(self, image_id: int) -> list[dict]:
         low, high = np.searchsorted(self.by_image_keys, [image_id, image_id + 1])
-        return [_ANY.decode(self.annotations[i]) for i in self.by_image_order[low:high].tolist()]
+        return [self._entry(self.annotation_spans, i) for i in self.by_image_order[low:high].tolist()]
 
     def orphans(self) -> list[int]:
         """Annotation ids whose image_id is not in images: they cannot be written."""
         missing = ~np.isin(self.by_image_keys, self.image_ids)
-        return [_HEAD.decode(self.annotations[i]).id for i in self.by_image_order[missing].tolist()]
+        return [self._entry(self.annotation_spans, i, _HEAD).id
+                for i in self.by_image_order[missing].tolist()]
+
+
+def _spans(entries: list[msgspec.Raw], buffer: bytes) -> np.ndarray:
+    """Where each raw entry lies in the buffer (msgspec's Raw values are views into it)."""
+    base, size = _address(buffer), len(buffer)
+    spans = np.empty((len(entries), 2), dtype=np.int64)
+    for position, raw in enumerate(entries):
+        view = np.frombuffer(raw, np.uint8)
+        spans[position] = view.__array_interface__["data"][0] - base, len(view)
+    if len(spans) and (spans[:, 0].min() < 0 or (spans[:, 0] + spans[:, 1]).max() > size):
+        raise RuntimeError("msgspec.Raw values are not views of the input")  # never seen; a bug if so
+    return spans
 
 
 _NON_FINITE = re.compile(rb"-?(NaN|Infinity)")
@@ -233,7 +255,8 @@ def _load(path: Path) -> CocoFile:
     used = {head.category_id for head in heads if is_id(head.category_id)}
     del heads
     order = np.argsort(keys_in_file_order, kind="stable")
-    return CocoFile(path, images, annotations, categories, image_ids, used, order,
+    return CocoFile(path, data, _spans(images, data), _spans(annotations, data), categories, image_ids,
+                    used, order,
                     keys_in_file_order[order])
 
 
@@ -313,7 +336,7 @@ class CocoDataset:
     categories_keypoints: dict[int, tuple[str, ...]] = field(default_factory=dict)
 
     def __len__(self) -> int:
-        return len(self.data.images)
+        return len(self.data)
 
     @functools.cached_property
     def _names(self) -> dict:

@@ -30,7 +30,23 @@ from odprep.readers.common import (
 VOC_OBJECT_KEYS = (keys.DIFFICULT, keys.TRUNCATED, keys.VIEW)
 
 
-def list_voc_annotations(annotations: Path | str) -> list[Path]:
+class FileList(Sequence):
+    """Files as one folder and their names: a Path object per file would cost ~400 bytes,
+    80 MB at 200k files, and copy-on-write pages in every forked worker."""
+
+    def __init__(self, folder: Path, names: list[str]) -> None:
+        self.folder, self.names = folder, names
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self.folder / name for name in self.names[index]]
+        return self.folder / self.names[index]
+
+
+def list_voc_annotations(annotations: Path | str) -> Sequence[Path]:
     """The XML files of a directory (or the one file given), sorted by name."""
     annotations = Path(annotations)
     if is_regular_file(annotations):
@@ -41,7 +57,7 @@ def list_voc_annotations(annotations: Path | str) -> list[Path]:
     if not names:
         raise OdprepError(annotations, "no annotations found (no .xml files)",
                           "Point to the folder holding the VOC XML files (often Annotations/)")
-    return [annotations / name for name in names]
+    return FileList(annotations, names)
 
 
 STREAM_ABOVE = 4 << 20  # bytes: larger files are streamed child by child (iterparse)
@@ -216,7 +232,7 @@ class VocDataset:
                 except OdprepError as error:
                     raise_or_skip(self.on_invalid, "skipped_image", error)
             return
-        chunks = [self.paths[i:i + _PARSE_CHUNK] for i in range(0, len(self.paths), _PARSE_CHUNK)]
+        chunks = (self.paths[i:i + _PARSE_CHUNK] for i in range(0, len(self.paths), _PARSE_CHUNK))
         for parsed in ordered_map(_parse_chunk, chunks, workers, initializer=_init_parser,
                                   initargs=(self.index, self.on_invalid is not None)):
             for record, skips in parsed:
@@ -231,7 +247,7 @@ class VocDataset:
         without reporting again, so memory stays flat either way."""
         if self.on_invalid is None:
             return LazyRecords(len(self), self.record)
-        chunks = [self.paths[i:i + _PARSE_CHUNK] for i in range(0, len(self.paths), _PARSE_CHUNK)]
+        chunks = (self.paths[i:i + _PARSE_CHUNK] for i in range(0, len(self.paths), _PARSE_CHUNK))
         _init_parser(self.index, True)
         checked = ordered_map(_check_chunk, chunks, workers, initializer=_init_parser,
                               initargs=(self.index, True)) if workers > 1 else map(_check_chunk, chunks)
@@ -250,7 +266,7 @@ class VocDataset:
 
     def class_names(self, workers: int = 1) -> list[str]:
         """Every object's class name, in file order (a light parse: names only)."""
-        chunks = [self.paths[i:i + _PARSE_CHUNK] for i in range(0, len(self.paths), _PARSE_CHUNK)]
+        chunks = (self.paths[i:i + _PARSE_CHUNK] for i in range(0, len(self.paths), _PARSE_CHUNK))
         return [name for names in ordered_map(_names_in_files, chunks, workers) for name in names]
 
 

@@ -103,10 +103,11 @@ def _open_voc(args: dict, context: ReadContext) -> Opened:
 
     dataset = VocDataset(args["annotations"], args["images_dir"], on_invalid=context.on_invalid,
                          allow_outside=context.allow_outside)
-    label_map = None
     if context.on_invalid is None:  # a light names-only pass; records stay lazy
-        label_map = LabelMap.build(dataset.class_names(context.workers))
-    return Opened(dataset.as_sequence(context.workers), label_map, total=len(dataset))
+        records, names = dataset.as_sequence(context.workers), dataset.class_names(context.workers)
+    else:  # one checking pass reports the skips and lists the classes kept; records stay lazy
+        records, names = dataset.checked(context.workers)
+    return Opened(records, LabelMap.build(names), total=len(records))
 
 
 VOC = Format(

@@ -242,27 +242,33 @@ class VocDataset:
                     yield record
 
     def as_sequence(self, workers: int = 1) -> Sequence[ImageRecord]:
-        """Records parsed on demand. With --skip-invalid the files are parsed once first, to
-        report here what is skipped; the writer's workers then parse the files that remain
-        without reporting again, so memory stays flat either way."""
-        if self.on_invalid is None:
-            return LazyRecords(len(self), self.record)
+        """Records parsed on demand (forked writer workers parse their own files)."""
+        if self.on_invalid is not None:
+            return self.checked(workers)[0]
+        return LazyRecords(len(self), self.record)
+
+    def checked(self, workers: int = 1) -> tuple[Sequence[ImageRecord], list[str]]:
+        """For --skip-invalid: parse every file once to report here what is skipped, and to
+        list the classes of the objects kept; the records stay lazy (the writer's workers
+        parse the remaining files again, without reporting twice), so memory stays flat."""
         chunks = (self.paths[i:i + _PARSE_CHUNK] for i in range(0, len(self.paths), _PARSE_CHUNK))
         _init_parser(self.index, True)
         checked = ordered_map(_check_chunk, chunks, workers, initializer=_init_parser,
                               initargs=(self.index, True)) if workers > 1 else map(_check_chunk, chunks)
         kept: list[int] = []
+        names: list[str] = []
         position = 0
         for chunk in checked:
-            for parsed, skips in chunk:
+            for labels, skips in chunk:
                 for kind, error in skips:
                     raise_or_skip(self.on_invalid, kind, error)
-                if parsed:
+                if labels is not None:
                     kept.append(position)
+                    names += labels
                 position += 1
         positions = np.array(kept, dtype=np.int64)
         return LazyRecords(len(positions), lambda i: parse_voc_file(self.paths[int(positions[i])], self.index,
-                                                                    _already_reported))
+                                                                    _already_reported)), names
 
     def class_names(self, workers: int = 1) -> list[str]:
         """Every object's class name, in file order (a light parse: names only)."""
@@ -309,9 +315,9 @@ def _parse_chunk(paths: list[Path]) -> list[tuple[ImageRecord | None, list]]:
     return out
 
 
-def _check_chunk(paths: list[Path]) -> list[tuple[bool, list]]:
-    """Worker side: which files give a record, and what they skip (records stay here)."""
-    return [(record is not None, skips) for record, skips in _parse_chunk(paths)]
+def _check_chunk(paths: list[Path]) -> list[tuple[list[str] | None, list]]:
+    """Worker side: each file's kept classes (None: the image is skipped) and its skips."""
+    return [(record.labels if record is not None else None, skips) for record, skips in _parse_chunk(paths)]
 
 
 def _already_reported(kind: str, error: OdprepError) -> None:

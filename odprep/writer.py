@@ -60,7 +60,6 @@ class Summary:
     seconds: float = 0.0
     has_masks: bool = False
     segmentation_masks: int = 0
-    sha256s: set[str] = field(default_factory=set, repr=False)
     pending: list[tuple[Path, Path]] = field(default_factory=list, repr=False)  # (temp, final)
 
     def add(self, encoded: EncodedImage) -> None:
@@ -79,7 +78,6 @@ class Summary:
         self.image_bytes += encoded.image_bytes
         self.output_bytes += encoded.record_size
         self.has_masks |= encoded.has_masks
-        self.sha256s.add(encoded.sha256)
 
     def on_invalid(self, kind: str, error) -> None:
         """Record what a reader skipped under --skip-invalid."""
@@ -94,7 +92,6 @@ class Summary:
         for name in ("skipped_images", "skipped_objects", "clipped", "rounded", "warnings", "files"):
             getattr(self, name).extend(getattr(other, name))
         self.has_masks |= other.has_masks
-        self.sha256s |= other.sha256s
 
 
 ProgressFactory = Callable[[int | None], object]

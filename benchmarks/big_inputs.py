@@ -80,6 +80,21 @@ def many_voc(root: Path, count: int) -> Path:
     return folder
 
 
+def big_oid(root: Path, rows: int, images: int) -> tuple[Path, Path]:
+    """An Open Images V7-style box CSV of ``rows`` rows over ``images`` images, and its
+    descriptions file (the V7 train boxes file has about 15 million rows)."""
+    boxes, descriptions = root / "oid-boxes.csv", root / "oid-classes.csv"
+    descriptions.write_text("".join(f"/m/0c{k:03d},class {k}\n" for k in range(600)))
+    with open(boxes, "w") as handle:
+        handle.write("ImageID,Source,LabelName,Confidence,XMin,XMax,YMin,YMax,IsOccluded,IsTruncated,"
+                     "IsGroupOf,IsDepiction,IsInside\n")
+        for i in range(rows):
+            x = (i % 500) / 1000
+            handle.write(f"{i % images:05d},xclick,/m/0c{i % 600:03d},1,{x:.6f},{x + 0.3:.6f},{x / 2:.6f},"
+                         f"{x / 2 + 0.4:.6f},{i % 2},0,{int(i % 97 == 0)},0,0\n")
+    return boxes, descriptions
+
+
 def report(name: str, command: list) -> None:
     command = [str(c) for c in command]
     started = time.perf_counter()
@@ -98,7 +113,20 @@ def main() -> None:
     parser.add_argument("--voc-files", type=int, nargs="*", default=[],
                         help="also convert this many small VOC files (memory must stay flat), "
                              "e.g. 20000 200000")
+    parser.add_argument("--oid-rows", type=int, default=0,
+                        help="only run oid2tfr on an Open Images box CSV of this many rows")
     args = parser.parse_args()
+    if args.oid_rows:
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            make_images(root / "images", args.csv_images)
+            boxes, descriptions = big_oid(root, args.oid_rows, args.csv_images)
+            print(f"Open Images box CSV {boxes.stat().st_size / 1e6:.0f} MB ({args.oid_rows} rows)")
+            print("| input | wall (s) | peak memory (MiB) | outcome |\n|---|---:|---:|---|")
+            report("oid2tfr, big box CSV", [*ODPREP, "oid2tfr", boxes, "--images-dir", root / "images",
+                                            "--class-descriptions", descriptions,
+                                            "-o", root / "out" / "x.record", "-q"])
+        return
     if args.voc_files:
         with tempfile.TemporaryDirectory() as tmp:
             print("| input | wall (s) | peak memory (MiB) | outcome |\n|---|---:|---:|---|")

@@ -55,12 +55,41 @@ def test_not_a_box_csv(tmp_path):
     assert_bad_input(_convert(tmp_path, tmp_path / "b.csv"), "no ImageID, LabelName")
 
 
+def _without_pyarrow(monkeypatch) -> None:
+    import sys
+
+    for name in ("pyarrow", "pyarrow.csv"):
+        monkeypatch.setitem(sys.modules, name, None)  # import fails as where it is not installed
+
+
 def test_the_c_engine_fallback_gives_the_same_records(tmp_path, monkeypatch):
     from odprep.readers import oid
 
     arrow = oid.OpenImagesDataset(OID / "boxes.csv", SAMPLE / "images",
                                   oid.read_class_descriptions(OID / "class-descriptions-boxable.csv"))
-    monkeypatch.setattr(oid, "_engine", lambda: {"engine": "c"})
+    _without_pyarrow(monkeypatch)
     c = oid.OpenImagesDataset(OID / "boxes.csv", SAMPLE / "images",
                               oid.read_class_descriptions(OID / "class-descriptions-boxable.csv"))
     assert [arrow[i] for i in range(len(arrow))] == [c[i] for i in range(len(c))]
+
+
+@pytest.mark.parametrize("engine", ["pyarrow", "c"])
+def test_all_digit_image_ids_keep_their_leading_zeros(tmp_path, monkeypatch, engine):
+    from odprep.readers import oid
+
+    if engine == "c":
+        _without_pyarrow(monkeypatch)
+    images = tmp_path / "images"
+    images.mkdir()
+    for image_id in ("0000048549557964", "00012"):
+        (images / f"{image_id}.jpg").write_bytes((SAMPLE / "images" / "cat_dog.jpg").read_bytes())
+    (tmp_path / "b.csv").write_text(HEADER + "0000048549557964,xclick,/m/01yrx,1,0.1,0.5,0.1,0.5,0,0,0,0\n"
+                                    "00012,xclick,/m/01yrx,1,0.2,0.6,0.2,0.6,0,0,0,0\n")
+    (tmp_path / "labels.csv").write_text("ImageID,Source,LabelName,Confidence\n00012,verification,/m/01yrx,1\n")
+    dataset = oid.OpenImagesDataset(tmp_path / "b.csv", images,
+                                    oid.read_class_descriptions(OID / "class-descriptions-boxable.csv"),
+                                    image_labels=tmp_path / "labels.csv")
+    records = [dataset[i] for i in range(len(dataset))]
+    assert [r.source_id for r in records] == ["0000048549557964", "00012"]
+    assert [r.image_path.name for r in records] == ["0000048549557964.jpg", "00012.jpg"]
+    assert records[1].image_classes == ("cat",)

@@ -10,13 +10,14 @@ Verified image-level labels (``--image-labels``) become ``image/class/{label,tex
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import numpy as np
 
 from odprep import keys
 from odprep.errors import OdprepError
-from odprep.fileio import open_binary
+from odprep.fileio import open_binary, open_text
 from odprep.model import ImageRecord, ObjectAnnotation
 from odprep.readers.common import ImageIndex
 
@@ -27,25 +28,29 @@ OID_OBJECT_KEYS = (keys.OCCLUDED, keys.TRUNCATED, keys.GROUP_OF, keys.DEPICTION)
 TOLERANCE = 1e-3
 
 
-def _engine() -> dict:
-    """pandas' pyarrow engine (multi-threaded, Arrow strings) when pyarrow imports; else its C
-    engine, also vectorised (pyarrow >= 20 needs NumPy 2, which TensorFlow 2.15 setups lack)."""
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError:
-        return {"engine": "c"}
-    return {"engine": "pyarrow"}
-
-
-def _read(path: Path, what: str, arrow_strings: bool = False, **kwargs):
+def _read(path: Path, what: str, strings: tuple[str, ...] = (), wanted: tuple[str, ...] | None = None):
+    """A CSV with a header row as a DataFrame. The ``strings`` columns are parsed as text,
+    never as numbers: an Open Images ID such as 0000048549557964 keeps its zeros (pandas'
+    ``dtype`` is applied only after pyarrow has read such a column as an integer). Read with
+    pyarrow's multi-threaded parser into Arrow columns when pyarrow imports (pyarrow >= 20
+    needs NumPy 2, which TensorFlow 2.15 setups lack), else with pandas' C engine."""
     import pandas as pd
 
-    engine = _engine()
-    if arrow_strings and engine["engine"] == "pyarrow":
-        kwargs["dtype_backend"] = "pyarrow"
     try:
         with open_binary(path, what) as handle:
-            return pd.read_csv(handle, **engine, **kwargs)
+            first = handle.readline().decode("utf-8-sig", errors="replace")
+            header = next(csv.reader([first]), [])
+            columns = [c for c in header if wanted is None or c in wanted]
+            handle.seek(0)
+            try:
+                import pyarrow as pa
+                import pyarrow.csv as pacsv
+            except ImportError:
+                return pd.read_csv(handle, engine="c", usecols=columns,
+                                   dtype={c: str for c in strings if c in header}, keep_default_na=False)
+            table = pacsv.read_csv(handle, convert_options=pacsv.ConvertOptions(
+                include_columns=columns, column_types={c: pa.string() for c in strings if c in header}))
+            return table.to_pandas(types_mapper=pd.ArrowDtype)
     except OdprepError:
         raise
     except Exception as exc:  # noqa: BLE001 - pyarrow's parse errors have many types
@@ -56,10 +61,14 @@ def _read(path: Path, what: str, arrow_strings: bool = False, **kwargs):
 def read_class_descriptions(path: Path | str) -> dict[str, str]:
     """MID -> display name, from a descriptions CSV with or without its header row."""
     path = Path(path)
-    table = _read(path, "class descriptions", header=None, dtype=str)
-    if table.shape[1] < 2:
+    try:
+        with open_text(path, "class descriptions") as handle:
+            rows = list(csv.reader(handle))  # a few thousand rows at most
+    except csv.Error as exc:
+        raise OdprepError(path, f"not a readable CSV ({exc})", "Fix the file") from None
+    if any(len(row) < 2 for row in rows if row):
         raise OdprepError(path, "needs two columns: LabelName (MID), DisplayName", "Pass the descriptions CSV")
-    pairs = [(str(mid).strip(), str(name).strip()) for mid, name in zip(table[0], table[1], strict=True)]
+    pairs = [(row[0].strip(), row[1].strip()) for row in rows if row]
     if pairs and pairs[0] == ("LabelName", "DisplayName"):
         pairs = pairs[1:]
     names = dict(pairs)
@@ -75,15 +84,15 @@ class OpenImagesDataset:
                  image_labels: Path | str | None = None, allow_outside: bool = False) -> None:
         self.path = Path(boxes_csv)
         self.index = ImageIndex(images_dir, allow_outside)
-        table = _read(self.path, "box CSV", arrow_strings=True)
+        table = _read(self.path, "box CSV", strings=("ImageID", "LabelName"), wanted=(*BOX_COLUMNS, *FLAGS))
         missing = [c for c in BOX_COLUMNS if c not in table.columns]
         if missing:
             raise OdprepError(self.path, f"no {', '.join(missing)} column(s) (columns: "
                               f"{', '.join(map(str, table.columns))[:200]})", "Pass an Open Images box CSV")
         if table.empty:
             raise OdprepError(self.path, "no box rows", "Pass the box CSV of a split")
-        images, self.image_ids = _factorize(table["ImageID"])
-        self.mids = _factorize(table["LabelName"])
+        images, self.image_ids = _factorize(table["ImageID"], "ImageID", self.path)
+        self.mids = _factorize(table["LabelName"], "LabelName", self.path)
         unknown = sorted(set(self.mids[1]) - set(descriptions))
         if unknown:
             raise OdprepError(self.path, f"{len(unknown)} LabelName(s) are not in the class descriptions "
@@ -141,10 +150,16 @@ class OpenImagesDataset:
         return list(self.names)
 
 
-def _factorize(column) -> tuple[np.ndarray, list[str]]:
+def _factorize(column, name: str, path: Path) -> tuple[np.ndarray, list[str]]:
+    """Codes and distinct values of a text column (kept as Arrow strings: no Python string
+    per row)."""
     import pandas as pd
 
-    codes, uniques = pd.factorize(column.astype(str).str.strip(), sort=False)
+    stripped = column.str.strip()
+    empty = np.flatnonzero((stripped.isna() | (stripped == "")).to_numpy(dtype=bool))
+    if empty.size:
+        raise OdprepError(path, f"{name} is empty", f"Fill in {name}", f"line {empty[0] + 2}")
+    codes, uniques = pd.factorize(stripped, sort=False)
     return codes.astype(np.int32), [str(u) for u in uniques]
 
 
@@ -163,7 +178,8 @@ def _numbers(column, name: str, path: Path, default: float | None = None) -> np.
 
 def _image_labels(path: Path, descriptions: dict[str, str]) -> dict[str, tuple[str, ...]]:
     """ImageID -> display names of its positive (Confidence 1) verified labels."""
-    table = _read(path, "image labels CSV", dtype=str)
+    table = _read(path, "image labels CSV", strings=("ImageID", "LabelName", "Confidence"),
+                  wanted=("ImageID", "LabelName", "Confidence"))
     missing = [c for c in ("ImageID", "LabelName", "Confidence") if c not in table.columns]
     if missing:
         raise OdprepError(path, f"no {', '.join(missing)} column(s)", "Pass an Open Images image-labels CSV")

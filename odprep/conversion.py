@@ -12,6 +12,7 @@ from odprep.example import EncodeOptions
 from odprep.fileio import commit, discard, is_regular_file, stage_text
 from odprep.labelmap import LabelMap
 from odprep.model import ImageRecord
+from odprep.readers.common import LazyRecords
 from odprep.writer import ProgressFactory, Summary, write_records
 
 DEFAULT_LABEL_MAP_NAME = "label_map.pbtxt"
@@ -163,7 +164,7 @@ def convert_splits(splits: dict[str, list[ImageRecord]], output: Path | str, *,
     The label map is shared (built from every split when not given). With
     ``oversample_threshold``, the train split gets repeat-factor sampling.
     """
-    from odprep.splits import oversample
+    from odprep.splits import oversample, stubs_of
 
     origin = built_map_origin
     map_path = None
@@ -185,8 +186,14 @@ def convert_splits(splits: dict[str, list[ImageRecord]], output: Path | str, *,
     try:
         for name, records in splits.items():
             if oversample_threshold is not None and name == "train":
-                before = Counter(label for r in records for label in r.labels)
-                records = oversample(records, oversample_threshold, seed, rounding)
+                if isinstance(records, LazyRecords):  # repeat positions; records stay lazy
+                    stubs = stubs_of(records)
+                    before = Counter(label for r in stubs for label in r.labels)
+                    records = records.subset([s.position for s in oversample(stubs, oversample_threshold,
+                                                                             seed, rounding)])
+                else:
+                    before = Counter(label for r in records for label in r.labels)
+                    records = oversample(records, oversample_threshold, seed, rounding)
             result = write_records(records, split_output(output, name), used, num_shards=num_shards,
                                    workers=workers, options=options, progress=progress,
                                    total=len(records), defer_commit=True)
@@ -214,12 +221,13 @@ def split_and_convert(records: Iterable[ImageRecord], output: Path | str, *, spl
                       **convert_options) -> SplitConversion:
     """Split records by image (``split_spec`` like "train=0.8,val=0.2", or VOC lists in
     ``split_lists``), then write every split with ``convert_splits``."""
-    from odprep.splits import parse_split_spec, split_from_lists, split_records
+    from odprep.splits import parse_split_spec, split_from_lists, split_records, stubs_of
 
     if bool(split_spec) == bool(split_lists):
         raise OdprepError("--split", "give --split or --split-from-lists (one of them)", "Pick one")
     split_output(output, "check")  # -o must contain {split}
-    records = list(records)
+    lazy = records if isinstance(records, LazyRecords) else None
+    records = stubs_of(lazy) if lazy is not None else list(records)  # lazy: split stubs, not records
     unlisted = None
     if split_spec:
         fractions = parse_split_spec(split_spec)
@@ -228,6 +236,8 @@ def split_and_convert(records: Iterable[ImageRecord], output: Path | str, *, spl
         splits = split_records(records, fractions, seed)
     else:
         splits, unlisted = split_from_lists(records, split_lists)
+    if lazy is not None:
+        splits = {name: lazy.subset([stub.position for stub in chosen]) for name, chosen in splits.items()}
     result = convert_splits(splits, output, oversample_threshold=oversample_threshold, seed=seed,
                             rounding=rounding, **convert_options)
     result.unlisted = unlisted

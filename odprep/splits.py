@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from odprep.errors import OdprepError
@@ -35,6 +37,21 @@ def parse_split_spec(spec: str) -> dict[str, float]:
         raise OdprepError("--split", f"fractions sum to {sum(fractions.values()):g}, not 1",
                           "Example: --split train=0.8,val=0.1,test=0.1")
     return fractions
+
+
+@dataclass(frozen=True)
+class RecordStub:
+    """What splitting and oversampling read of a record, for records built on demand."""
+
+    position: int
+    labels: tuple[str, ...]
+    annotation_path: str
+    filename: str
+
+
+def stubs_of(records: Sequence[ImageRecord]) -> list[RecordStub]:
+    """One pass that builds each record, keeps its stub and drops it."""
+    return [RecordStub(i, tuple(r.labels), r.annotation_path, r.filename) for i, r in enumerate(records)]
 
 
 def split_sizes(total: int, fractions: dict[str, float]) -> dict[str, int]:

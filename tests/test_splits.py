@@ -132,3 +132,23 @@ def test_real_bccd_split_from_imagesets(tmp_path):
                      "-o", tmp_path / "{split}.record", "--split-from-lists", bccd / "ImageSets" / "Main",
                      "--skip-invalid")
     assert result.exit_code == 0, result.output
+
+
+def test_records_built_on_demand_split_and_oversample_as_a_list_does(tmp_path):
+    """COCO and VOC records stay lazy through --split and --oversample (their stubs are
+    split, not the records); the output must equal splitting the materialised list."""
+    from odprep.conversion import split_and_convert
+    from odprep.readers.common import LazyRecords
+    from odprep.readers.voc import VocDataset
+
+    lazy = VocDataset(SAMPLE / "voc" / "Annotations", SAMPLE / "images").as_sequence()
+    assert isinstance(lazy, LazyRecords)
+    for name, records in (("lazy", lazy), ("list", list(lazy))):
+        split_and_convert(records, tmp_path / name / "{split}.record", split_spec="train=0.6,val=0.4",
+                          oversample_threshold=0.9, seed=3)
+    for split in ("train", "val"):
+        ours = (tmp_path / "lazy" / f"{split}.record").read_bytes()
+        assert ours and ours == (tmp_path / "list" / f"{split}.record").read_bytes()
+    from odprep.tfrecord import read_records
+
+    assert sum(1 for _ in read_records(tmp_path / "lazy" / "train.record")) == 6  # 4 images, repeated

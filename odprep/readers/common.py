@@ -7,6 +7,8 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
+
 from odprep.errors import OdprepError
 from odprep.fileio import is_regular_file, list_files, require_dir
 
@@ -119,6 +121,11 @@ class LazyRecords(Sequence):
         if isinstance(index, slice):
             return [self.build(i) for i in range(*index.indices(self.size))]
         return self.build(range(self.size)[index])
+
+    def subset(self, positions: Sequence[int]) -> LazyRecords:
+        """These positions (repeats allowed), still built on demand."""
+        chosen = np.asarray(positions, dtype=np.int64)
+        return LazyRecords(len(chosen), lambda i: self.build(int(chosen[i])))
 
 
 def build_all(count: int, build: Callable[[int], object], on_invalid: OnInvalid | None) -> list:

@@ -267,7 +267,7 @@ def run(opened, options, summary: Summary, progress: ProgressFactory | None = No
             rounding=split.rounding if split is not None else "stochastic")
     if split is not None and (split.spec or split.lists):
         return split_and_convert(
-            list(opened.records), options.output, split_spec=split.spec, split_lists=split.lists,
+            opened.records, options.output, split_spec=split.spec, split_lists=split.lists,
             seed=split.seed, oversample_threshold=split.threshold if split.oversample else None,
             rounding=split.rounding, label_map=label_map, built_map=opened.label_map,
             built_map_origin=opened.origin, num_shards=options.num_shards, workers=options.workers,

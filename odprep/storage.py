@@ -224,7 +224,7 @@ class Session:
         self.names: dict[str, str] = {}  # local folder -> URL, for messages
         self.outputs: list[_Output] = []
 
-    def _folder(self, url: str) -> Path:
+    def _folder(self) -> Path:
         folder = self.root / str(len(self.names))
         folder.mkdir()
         return folder
@@ -236,30 +236,15 @@ class Session:
     def input(self, url: str, what: str) -> Path:
         """A local copy of a remote file or folder (folders are fetched concurrently)."""
         fs, path = filesystem(url)
-        folder = self._folder(url)
+        folder = self._folder()
         try:
             if glob.has_magic(path):  # matched as tf.io.gfile.glob would: * stays in a folder
                 prefix = path[:path.find(next(c for c in path if c in "*?["))].rpartition("/")[0]
-                files = sorted(fs.glob(path))
-                local = folder / "g"
-                targets = [str(local / os.path.relpath(f, prefix)) for f in files]
-                for target in targets:
-                    Path(target).parent.mkdir(parents=True, exist_ok=True)
-                local.mkdir(exist_ok=True)
-                if files:
-                    _call(fs, "get", files, targets)
+                local = _download(fs, sorted(fs.glob(path)), prefix, folder / "g")
                 self._remember(local, _join(url.split("://")[0] + ":/", prefix))
                 return local / os.path.relpath(path, prefix)
             if fs.isdir(path):
-                files = [f for f in fs.find(path) if not f.endswith("/")]
-                local = folder / "d"
-                targets = [str(local / os.path.relpath(f, path)) for f in files]
-                for target in targets:
-                    Path(target).parent.mkdir(parents=True, exist_ok=True)
-                local.mkdir(exist_ok=True)
-                if files:
-                    _call(fs, "get", files, targets)
-                return self._remember(local, url)
+                return self._remember(_download(fs, fs.find(path), path, folder / "d"), url)
             local = folder / (path.rstrip("/").rsplit("/", 1)[-1] or "file")
             _call(fs, "get", path, str(local))
             return self._remember(local, url)
@@ -271,7 +256,7 @@ class Session:
     def images(self, url: str) -> Path:
         """A local folder of empty placeholders, one per remote file; bytes come later."""
         fs, path = filesystem(url)
-        local = self._folder(url) / "images"
+        local = self._folder() / "images"
         try:
             if not fs.isdir(path):
                 raise OdprepError(url, "images directory not found (or not a folder)", "Check the URL")
@@ -296,7 +281,7 @@ class Session:
         if not name or parent_url.endswith(":/"):
             raise OdprepError(url, "the output URL names no file", "Add a file name, e.g. "
                               "gs://bucket/out/train.record")
-        local = self._folder(url)
+        local = self._folder()
         before: dict[Path, bytes] = {}
         if label_map_name:
             existing = local / label_map_name
@@ -314,7 +299,7 @@ class Session:
     def output_folder(self, url: str) -> Path:
         """A local folder to write into; its files are published under ``url``."""
         filesystem(url)
-        local = self._folder(url)
+        local = self._folder()
         self.outputs.append(_Output(local, url.rstrip("/"), {}))
         return self._remember(local, url)
 
@@ -355,6 +340,19 @@ class Session:
 
     def close(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _download(fs, files: list[str], base: str, local: Path) -> Path:
+    """Fetch these remote files (concurrently) into ``local``, keeping their paths below
+    ``base``."""
+    files = [f for f in files if not f.endswith("/")]
+    targets = [str(local / os.path.relpath(f, base)) for f in files]
+    local.mkdir()
+    for target in targets:
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+    if files:
+        _call(fs, "get", files, targets)
+    return local
 
 
 def _read(path: Path) -> bytes | None:

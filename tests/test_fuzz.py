@@ -269,3 +269,42 @@ def test_experiment_yaml_patching_raises_only_its_own_error(text):
 
     with contextlib.suppress(OdprepError):
         patch_experiment(text, ConfigPatch(num_classes=3, train_inputs=("x",), batch_size=2))
+
+
+oid_cells = st.sampled_from(["cat_dog", "gray", "0000048549557964", "", "/m/01yrx", "/m/0bt9lr", "/m/zzz",
+                             "0.1", "0.9", "1", "0", "-1", "2", "nan", "1e400", "-0.5", "abc", '"a,b"',
+                             " gray ", "\u00e9", "x\ny"])
+
+
+@FUZZ
+@given(st.lists(st.lists(oid_cells, min_size=1, max_size=9).map(",".join), max_size=6), st.booleans())
+def test_open_images_reader_raises_only_its_own_error(rows, with_labels):
+    from odprep.readers.oid import OpenImagesDataset, read_class_descriptions
+
+    with tempfile.TemporaryDirectory() as folder:
+        boxes = Path(folder) / "b.csv"
+        boxes.write_text("ImageID,LabelName,XMin,XMax,YMin,YMax,IsOccluded,IsGroupOf,IsDepiction\n" + "\n".join(rows))
+        labels = Path(folder) / "l.csv"
+        labels.write_text("ImageID,LabelName,Confidence\n" + "\n".join(rows))
+        try:
+            dataset = OpenImagesDataset(boxes, SAMPLE / "images",
+                                        read_class_descriptions(SAMPLE / "oid" / "class-descriptions-boxable.csv"),
+                                        image_labels=labels if with_labels else None)
+            for position in range(len(dataset)):
+                dataset[position]
+        except OdprepError:
+            pass
+
+
+@FUZZ
+@given(st.lists(st.text(max_size=20), max_size=4))
+def test_key_value_options_raise_only_their_own_error(pairs):
+    from odprep import storage
+    from odprep.beam import BeamRunner
+
+    for parse in (storage.set_options, lambda p: BeamRunner("DirectRunner", tuple(p)).pipeline_args()):
+        try:
+            parse(pairs)
+        except OdprepError as error:
+            assert "KEY=VALUE" in error.message
+    storage._options.clear()

@@ -24,7 +24,7 @@ from odprep.errors import OdprepError
 from odprep.fileio import read_bytes, require_dir
 from odprep.labelmap import LabelMap, LabelMapItem
 from odprep.model import ImageRecord, ObjectAnnotation
-from odprep.readers.common import LazyRecords, OnInvalid, raise_or_skip
+from odprep.readers.common import LazyRecords, OnInvalid, already_reported, raise_or_skip
 
 COCO_OBJECT_KEYS = (keys.IS_CROWD, keys.AREA)
 
@@ -375,9 +375,7 @@ class CocoDataset:
                 kept.append(position)
             except OdprepError as error:
                 raise_or_skip(self.on_invalid, "skipped_image", error)
-        kept_positions = np.array(kept, dtype=np.int64)
-        return LazyRecords(len(kept_positions),
-                           lambda index: self.record(int(kept_positions[index]), _already_reported))
+        return LazyRecords(len(self), lambda position: self.record(position, already_reported)).subset(kept)
 
     def orphan_annotations(self) -> list[object]:
         """Annotation ids whose image_id is not in images: they cannot be written."""
@@ -463,10 +461,6 @@ class CocoDataset:
         if any(v not in (0, 1, 2) for v in numbers[2::3]):
             raise OdprepError(self.path, "a keypoint visibility is not 0, 1 or 2", "Fix the keypoints", where)
         return tuple(numbers)
-
-
-def _already_reported(kind: str, error: OdprepError) -> None:
-    """Skips seen again when a worker rebuilds a record: the parent has counted them."""
 
 
 def _finite(value: object, name: str, path: Path, where: str) -> float:

@@ -18,6 +18,11 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".
 OnInvalid = Callable[[str, OdprepError], None]
 
 
+def already_reported(kind: str, error: OdprepError) -> None:
+    """``on_invalid`` for a record rebuilt lazily (by a writer worker) after a first pass in
+    the parent reported its skips: they are not counted twice."""
+
+
 def raise_or_skip(on_invalid: OnInvalid | None, kind: str, error: OdprepError) -> None:
     if on_invalid is None:
         raise error

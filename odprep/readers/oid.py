@@ -1,4 +1,4 @@
-"""Open Images (V6/V7) box CSVs to ImageRecords, read with pandas' pyarrow engine.
+"""Open Images (V6/V7) box CSVs to ImageRecords, read with pyarrow's CSV parser.
 
 The box CSV has one row per box (``ImageID,...,LabelName,...,XMin,XMax,YMin,YMax,
 IsOccluded,IsTruncated,IsGroupOf,IsDepiction``), normalised; it can hold millions of rows,

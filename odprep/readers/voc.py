@@ -8,7 +8,6 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import numpy as np
 from lxml import etree
 
 from odprep import keys
@@ -20,6 +19,7 @@ from odprep.readers.common import (
     ImageIndex,
     LazyRecords,
     OnInvalid,
+    already_reported,
     basename_any_os,
     finite_number,
     flag,
@@ -266,9 +266,9 @@ class VocDataset:
                     kept.append(position)
                     names += labels
                 position += 1
-        positions = np.array(kept, dtype=np.int64)
-        return LazyRecords(len(positions), lambda i: parse_voc_file(self.paths[int(positions[i])], self.index,
-                                                                    _already_reported)), names
+        rebuilt = LazyRecords(len(self), lambda position: parse_voc_file(self.paths[position], self.index,
+                                                                         already_reported))
+        return rebuilt.subset(kept), names
 
     def class_names(self, workers: int = 1) -> list[str]:
         """Every object's class name, in file order (a light parse: names only)."""
@@ -318,10 +318,6 @@ def _parse_chunk(paths: list[Path]) -> list[tuple[ImageRecord | None, list]]:
 def _check_chunk(paths: list[Path]) -> list[tuple[list[str] | None, list]]:
     """Worker side: each file's kept classes (None: the image is skipped) and its skips."""
     return [(record.labels if record is not None else None, skips) for record, skips in _parse_chunk(paths)]
-
-
-def _already_reported(kind: str, error: OdprepError) -> None:
-    """Skips seen again when a writer worker parses a file: counted by the first pass."""
 
 
 def _names_in_files(paths: list[Path]) -> list[str]:

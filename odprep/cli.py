@@ -10,11 +10,17 @@ from pathlib import Path
 import click
 
 from odprep import storage
-from odprep.errors import OdprepError
+from odprep.errors import OdprepError, printable, printable_lines
 from odprep.locations import Location
 from odprep.termination import end_like_ctrl_c, exit_code, restore
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def echo(text: str, err: bool = False) -> None:
+    """Everything odprep prints goes through here: whatever a name from data holds, no
+    control character reaches the terminal (reports keep their line breaks)."""
+    click.echo(printable_lines(text), err=err)
 
 
 class BadInput(click.ClickException):
@@ -38,7 +44,7 @@ def library_errors(command):
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except KeyboardInterrupt as interrupt:
-            click.echo("interrupted: no output was written", err=True)
+            echo("interrupted: no output was written", err=True)
             sys.exit(exit_code(interrupt))
         except OSError as exc:  # a file operation no library path mapped; still one line
             from odprep.fileio import os_error
@@ -51,7 +57,7 @@ def library_errors(command):
         except Exception as exc:
             if os.environ.get("ODPREP_DEBUG"):
                 raise
-            click.echo(f"odprep: internal error ({type(exc).__name__}: {exc}). This is a bug; please "
+            echo(f"odprep: internal error ({type(exc).__name__}: {printable(exc)}). This is a bug; please "
                        "report it (ODPREP_DEBUG=1 shows the traceback).", err=True)
             sys.exit(70)
         finally:
@@ -69,20 +75,20 @@ class OneLineErrors(click.Group):
         try:
             super().main(args, prog_name or "odprep", standalone_mode=False, **extra)
         except KeyboardInterrupt as interrupt:
-            click.echo("interrupted: no output was written", err=True)
+            echo("interrupted: no output was written", err=True)
             sys.exit(exit_code(interrupt))
         except OdprepError as error:
-            click.echo(f"Error: {error.message}", err=True)
+            echo(f"Error: {error.message}", err=True)
             sys.exit(2)
         except click.UsageError as error:
             command = error.ctx.command_path if error.ctx is not None else "odprep"
-            click.echo(f"Error: {error.format_message()} (see {command} -h)", err=True)
+            echo(f"Error: {error.format_message()} (see {command} -h)", err=True)
             sys.exit(error.exit_code)
         except click.ClickException as error:
-            error.show()
+            echo(f"Error: {error.format_message()}", err=True)
             sys.exit(error.exit_code)
         except click.Abort:
-            click.echo("interrupted: no output was written", err=True)
+            echo("interrupted: no output was written", err=True)
             sys.exit(130)
         except click.exceptions.Exit as done:
             sys.exit(done.exit_code)
@@ -192,7 +198,12 @@ def _convert(fmt, args: dict) -> None:
     options = ConvertOptions(args["output"], args.get("label_map"), args["num_shards"], workers, encode,
                              split, args["quiet"])
     opened = fmt.open(args, context)
-    click.echo(format_result(run(opened, options, summary, tqdm_progress(args["quiet"]))))
+    result = run(opened, options, summary, tqdm_progress(args["quiet"]))
+    try:  # the output is committed: from here on nothing may turn the run into a failure
+        text = format_result(result)
+    except (Exception, MemoryError) as error:
+        text = f"the output is written; its summary could not be shown ({type(error).__name__})"
+    echo(text)
 
 
 def _add_converters() -> None:
@@ -251,7 +262,7 @@ def make_labelmap(sources, output, order, merge_with, remap_ids):
         raise OdprepError(", ".join(map(str, sources)), "no class names found",
                           "Check that the annotations have objects")
     built.save(output)
-    click.echo(f"label map written: {output} ({len(built)} classes, ids "
+    echo(f"label map written: {output} ({len(built)} classes, ids "
                f"{min(i.id for i in built.items)}..{built.max_id})")
 
 
@@ -301,7 +312,7 @@ def _patch(text, source, train_inputs, eval_inputs, eval_index, label_map, num_c
         gaps = loaded.id_gaps()
         highest = experiment_config.num_classes_for(loaded.max_id) if experiment else loaded.max_id
         if gaps:
-            click.echo(f"warning: {label_map}: ids are not 1..N ({', '.join(map(str, gaps))} missing); "
+            echo(f"warning: {label_map}: ids are not 1..N ({', '.join(map(str, gaps))} missing); "
                        f"num_classes is set to {highest} to cover the highest id, {loaded.max_id} "
                        "(the missing ids are never predicted)", err=True)
         num_classes = highest
@@ -314,12 +325,12 @@ def _patch(text, source, train_inputs, eval_inputs, eval_index, label_map, num_c
         if can:
             masks = True
         else:
-            click.echo(f"note: the train records carry instance masks, but {source} has no mask head; "
+            echo(f"note: the train records carry instance masks, but {source} has no mask head; "
                        "masks stay off (start from a Mask R-CNN template to train them)", err=True)
     regenerate = None
     if experiment and eval_inputs and source_ids_are_numeric(eval_inputs) is False:
         regenerate = True
-        click.echo("note: the eval records' image/source_id are not numbers (Model Garden's evaluator "
+        echo("note: the eval records' image/source_id are not numbers (Model Garden's evaluator "
                    "needs numbers): regenerate_source_id is set", err=True)
     patch = ConfigPatch(
         train_inputs=tuple(train_inputs) or None, eval_inputs=tuple(eval_inputs) or None,
@@ -349,7 +360,7 @@ def _write_config(original: str, patched: str, output: Path | None, in_place: Pa
     changed = sum(1 for line in difflib.unified_diff(original.splitlines(), patched.splitlines(),
                                                      lineterm="", n=0)
                   if line[:1] in "+-" and not line.startswith(("+++", "---")))
-    click.echo(f"config written: {output}{backup}; {changed} line(s) changed")
+    echo(f"config written: {output}{backup}; {changed} line(s) changed")
     _report_unset(patched, str(output))
 
 
@@ -365,12 +376,12 @@ def _report_unset(text: str, source: str) -> None:
     else:
         unset = unset_paths(prototext.parse(text, source), text)
     if unset:
-        click.echo(f"still to set in {source} (training fails until they are):", err=True)
+        echo(f"still to set in {source} (training fails until they are):", err=True)
         for line, name in unset:
             how = {"fine_tune_checkpoint": "--checkpoint PREFIX or --no-checkpoint",
                    "label_map_path": "--label-map"}.get(name.rsplit(".", 1)[-1],
                                                          "--train-input / --eval-input")
-            click.echo(f"  line {line}: {name} ({how})", err=True)
+            echo(f"  line {line}: {name} ({how})", err=True)
 
 
 @main.command("patch-config", context_settings=CONTEXT)
@@ -439,7 +450,7 @@ def templates():
 
     for name in template_names():
         trainer = "Model Garden" if template_file(name).endswith(".yaml") else "OD API"
-        click.echo(f"{name:<34} {trainer:<13} {template_summary(name)}")
+        echo(f"{name:<34} {trainer:<13} {template_summary(name)}")
 
 
 @main.command("check", context_settings=CONTEXT)
@@ -464,7 +475,7 @@ def check_cmd(config, max_examples, as_json, label_map):
     from odprep.consistency import check
 
     report = check(config, max_examples=max_examples, label_map_path=label_map)
-    click.echo(report.to_json(config=str(config)) if as_json else report.render())
+    echo(report.to_json(config=str(config)) if as_json else report.render())
     sys.exit(report.exit_code())
 
 
@@ -493,7 +504,7 @@ def tfr2coco(records, output, label_map, image_ids):
     from odprep.labelmap import LabelMap
 
     coco, mode = write_coco(records, output, LabelMap.load(label_map) if label_map else None, image_ids)
-    click.echo(f"COCO JSON written: {output} ({len(coco['images'])} images, {len(coco['annotations'])} "
+    echo(f"COCO JSON written: {output} ({len(coco['images'])} images, {len(coco['annotations'])} "
                f"annotations, {len(coco['categories'])} categories; image ids: {mode})")
 
 
@@ -512,7 +523,7 @@ def tfr2voc(records, output):
     from odprep.voc_export import write_voc
 
     count = write_voc(records, output)
-    click.echo(f"VOC written: {output / 'JPEGImages'} and {output / 'Annotations'} ({count} images)")
+    echo(f"VOC written: {output / 'JPEGImages'} and {output / 'Annotations'} ({count} images)")
 
 
 @main.command("validate", context_settings=CONTEXT)
@@ -545,7 +556,7 @@ def validate_cmd(records, label_map, strict, decode, max_examples, as_json, max_
 
     report = validate(records, label_map=loaded, decode=decode, max_examples=max_examples,
                       max_pixels=max_pixels or DEFAULT_MAX_PIXELS)
-    click.echo(report.to_json(files=[str(r) for r in records]) if as_json else report.render())
+    echo(report.to_json(files=[str(r) for r in records]) if as_json else report.render())
     sys.exit(report.exit_code(strict))
 
 
@@ -572,13 +583,13 @@ def inspect_cmd(records, label_map, preview, num, as_json, max_pixels):
     from odprep.labelmap import LabelMap
 
     stats = inspect_records(records, LabelMap.load(label_map) if label_map else None)
-    click.echo(to_json(stats) if as_json else render(stats))
+    echo(to_json(stats) if as_json else render(stats))
     if preview is not None:
         from odprep.images import DEFAULT_MAX_PIXELS
         from odprep.preview import write_preview
 
         pictures = write_preview(stats, preview, num, max_pixels or DEFAULT_MAX_PIXELS)
-        click.echo(f"preview: {len(pictures)} image(s) and {preview / 'index.html'}", err=as_json)
+        echo(f"preview: {len(pictures)} image(s) and {preview / 'index.html'}", err=as_json)
 
 
 def _storage_option_everywhere() -> None:

@@ -2,6 +2,38 @@
 
 from __future__ import annotations
 
+import re
+
+# Characters a terminal acts on instead of showing: C0 and C1 controls (ESC starts the
+# sequences that retitle, clear or write the clipboard), DEL, line and paragraph
+# separators, and the bidirectional overrides that reorder what is shown.
+_OTHERS = "\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_CONTROL = re.compile(f"[\x00-\x1f{_OTHERS}]")
+_CONTROL_KEEPING_LINES = re.compile(f"[\x00-\x09\x0b-\x1f{_OTHERS}]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(match: re.Match) -> str:
+    char = match.group()
+    return _NAMED.get(char) or (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
+
+
+def printable(text: object) -> str:
+    """``text`` with every character a terminal would act on written as an escape
+    (``\\x1b``, ``\\n``, ``\\u202e``): names that came from data are shown, never obeyed,
+    and a message stays on one line."""
+    return _CONTROL.sub(_escape, str(text))
+
+
+def printable_lines(text: object) -> str:
+    """Like ``printable``, but line breaks between the lines of a report stay."""
+    return _CONTROL_KEEPING_LINES.sub(_escape, str(text))
+
+
+def shortened(name: str, most: int = 60) -> str:
+    """A name for a table cell: at most ``most`` characters, the cut marked with '…'."""
+    return name if len(name) <= most else name[:most - 1] + "…"
+
 
 class OdprepError(Exception):
     """Bad input that stops a command: names the file, the item, the problem and the fix.
@@ -23,7 +55,7 @@ class OdprepError(Exception):
         text = self.problem.rstrip(".") + "."
         if self.fix:
             text += " " + self.fix.rstrip(".") + "."
-        return ": ".join([*parts, text])
+        return printable(": ".join([*parts, text]))
 
     def __str__(self) -> str:
         return self.message

@@ -13,6 +13,7 @@ import contextlib
 import errno
 import glob
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -167,6 +168,35 @@ def inside(path: Path | str, root: Path | str) -> bool:
     except (OSError, ValueError):
         return False
     return real.startswith(base.rstrip(os.sep) + os.sep)
+
+
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def below(root: Path | str, name: str, what: str, source: object = None) -> Path:
+    """Where ``name`` (a bucket key, a file name or any other name that came from data,
+    '/'-separated) lies inside ``root``. The one rule for names from data: they never
+    lead outside their folder. A name with a '..' part (also between backslashes), an
+    absolute or drive-letter start, or a NUL is refused in one line naming it; an odd
+    but harmless name (spaces, '#', non-ASCII, a backslash in a file name) is kept.
+    Checked by name, then with symbolic links resolved."""
+    root = Path(root)
+    shown = source if source is not None else name
+    if "\0" in name or not name.strip("/"):
+        raise OdprepError(shown, f"the {what} name {name!r} is empty or holds a NUL byte",
+                          "Rename it")
+    parts = name.split("/")
+    if name.startswith(("/", "\\")) or _DRIVE.match(name) or \
+            ".." in re.split(r"[\\/]", name):
+        raise OdprepError(shown, f"the {what} name {name!r} leads outside its folder (a '..' or "
+                          "absolute part); odprep never writes or reads there for a name from data",
+                          "Rename or remove it")
+    target = root.joinpath(*(part for part in parts if part not in ("", ".")))
+    real_root = os.path.realpath(root)
+    if not os.path.realpath(target).startswith(real_root.rstrip(os.sep) + os.sep):
+        raise OdprepError(shown, f"the {what} name {name!r} leads outside its folder through a "
+                          "symbolic link", "Rename or remove it")
+    return target
 
 
 def expand_paths(patterns: Iterable[Path | str]) -> list[Path]:

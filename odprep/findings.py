@@ -6,6 +6,8 @@ import json
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 
+from odprep.errors import printable
+
 
 @dataclass(frozen=True, slots=True)
 class Finding:
@@ -65,7 +67,7 @@ class Report:
             if group.count > len(group.examples):
                 lines.append(f"  ... and {group.count - len(group.examples)} more")
         lines.append(f"{self.errors} error(s), {self.warnings} warning(s)")
-        return "\n".join(lines)
+        return "\n".join(map(printable, lines))
 
     def to_json(self, **extra) -> str:
         return json.dumps({**extra, "errors": self.errors, "warnings": self.warnings,

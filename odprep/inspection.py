@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from odprep import keys, proto
-from odprep.errors import OdprepError
+from odprep.errors import OdprepError, printable, shortened
 from odprep.fileio import expand_paths
 from odprep.labelmap import LabelMap
 from odprep.tfrecord import read_records
@@ -112,10 +112,11 @@ def render(stats: DatasetStats) -> str:
     lines = [f"images: {stats.images} ({stats.negatives} without objects, "
              f"{data['negative_share']:.0%})", f"objects: {stats.objects}"]
     if stats.class_objects:
-        width = max(len(n) for n in stats.class_objects)
+        width = max(len(shortened(printable(n))) for n in stats.class_objects)
         lines.append(f"{'class':<{width}}  objects  images")
         for name in sorted(stats.class_objects, key=lambda n: -stats.class_objects[n]):
-            lines.append(f"{name:<{width}}  {stats.class_objects[name]:>7}  {stats.class_images[name]:>6}")
+            shown = shortened(printable(name))
+            lines.append(f"{shown:<{width}}  {stats.class_objects[name]:>7}  {stats.class_images[name]:>6}")
         lines.append(f"imbalance ratio (largest/smallest class): {stats.imbalance:.1f}")
     per = data["objects_per_image"]
     lines.append(f"objects per image: mean {per['mean']:.2f}, max {per['max']}")
@@ -128,7 +129,7 @@ def render(stats: DatasetStats) -> str:
     lines.append(f"duplicate images (same sha256): {stats.duplicates}")
     if stats.with_masks:
         lines.append(f"images with instance masks: {stats.with_masks}")
-    return "\n".join(lines)
+    return "\n".join(map(printable, lines))
 
 
 def to_json(stats: DatasetStats) -> str:

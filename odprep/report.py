@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from odprep.conversion import Conversion, SplitConversion
+from odprep.errors import printable, shortened
 
 _SHOWN = 10  # items listed per kind of event; the rest are counted
 
@@ -17,6 +18,12 @@ def _listed(title: str, items: list[str]) -> list[str]:
     if len(items) > _SHOWN:
         lines.append(f"  ... and {len(items) - _SHOWN} more")
     return lines
+
+
+def _cell(name: str) -> str:
+    """A class name as a table shows it: escaped, and cut so one long name cannot widen
+    every row (the columns stay bounded however long the names are)."""
+    return shortened(printable(name))
 
 
 def imbalance_ratio(counts: Mapping[str, int]) -> float | None:
@@ -33,9 +40,9 @@ def format_summary(conversion: Conversion) -> str:
                  f"objects written: {s.objects}"]
     if s.class_counts:
         lines.append("per class (objects / images):")
-        width = max(len(name) for name in s.class_counts)
+        width = max(len(_cell(name)) for name in s.class_counts)
         for name in sorted(s.class_counts):
-            lines.append(f"  {name:<{width}}  {s.class_counts[name]:>7} / {s.class_images[name]}")
+            lines.append(f"  {_cell(name):<{width}}  {s.class_counts[name]:>7} / {s.class_images[name]}")
         ratio = imbalance_ratio(s.class_counts)
         if ratio is not None and len(s.class_counts) > 1:
             lines.append(f"  imbalance (largest / smallest class): {ratio:.1f}")
@@ -53,14 +60,14 @@ def format_summary(conversion: Conversion) -> str:
     rate = s.images / s.seconds if s.seconds else 0.0
     mbps = s.image_bytes / 1e6 / s.seconds if s.seconds else 0.0
     lines.append(f"done in {s.seconds:.2f} s: {rate:.0f} images/s, {mbps:.1f} MB/s")
-    return "\n".join(lines)
+    return "\n".join(map(printable, lines))
 
 
 def format_split_summary(result: SplitConversion) -> str:
     """Per split: images, objects and objects per class; then what was skipped and written."""
     lines = []
     classes = sorted({c for conv in result.splits.values() for c in conv.summary.class_counts})
-    width = max([len(c) for c in classes] + [5])
+    width = max([len(_cell(c)) for c in classes] + [5])
     names = list(result.splits)
     lines.append(f"{'split':<{width}}  " + "  ".join(f"{n:>9}" for n in names))
     lines.append(f"{'images':<{width}}  " + "  ".join(f"{result.splits[n].summary.images:>9}"
@@ -70,12 +77,12 @@ def format_split_summary(result: SplitConversion) -> str:
     for c in classes:
         cells = "  ".join(f"{result.splits[n].summary.class_counts[c]:>4}/"
                           f"{result.splits[n].summary.class_images[c]:<4}" for n in names)
-        lines.append(f"{c:<{width}}  {cells}")
+        lines.append(f"{_cell(c):<{width}}  {cells}")
     lines.append("(per class: objects/images)")
     if result.before_oversampling is not None:
         after = result.splits["train"].summary.class_counts
         lines.append("train oversampling (repeat factor), objects per class before -> after:")
-        lines += [f"  {c:<{width}} {result.before_oversampling[c]:>6} -> {after[c]}" for c in classes]
+        lines += [f"  {_cell(c):<{width}} {result.before_oversampling[c]:>6} -> {after[c]}" for c in classes]
     if result.unlisted:
         lines += _listed("images in no list (left out)", result.unlisted)
     for name, conversion in result.splits.items():
@@ -91,7 +98,7 @@ def format_split_summary(result: SplitConversion) -> str:
         state = "written" if result.label_map_written else "used"
         origin = f" ({result.label_map_origin})" if result.label_map_written else ""
         lines.append(f"label map {state}: {result.label_map_path}{origin}")
-    return "\n".join(lines)
+    return "\n".join(map(printable, lines))
 
 
 def format_result(result: Conversion | SplitConversion) -> str:

@@ -36,6 +36,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from odprep.errors import OdprepError
+from odprep.fileio import below
 from odprep.termination import held
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -240,16 +241,18 @@ class Session:
         try:
             if glob.has_magic(path):  # matched as tf.io.gfile.glob would: * stays in a folder
                 prefix = path[:path.find(next(c for c in path if c in "*?["))].rpartition("/")[0]
-                local = _download(fs, sorted(fs.glob(path)), prefix, folder / "g")
+                local = _download(fs, sorted(fs.glob(path)), prefix, folder / "g", url)
                 self._remember(local, _join(url.split("://")[0] + ":/", prefix))
                 return local / os.path.relpath(path, prefix)
             if fs.isdir(path):
-                return self._remember(_download(fs, fs.find(path), path, folder / "d"), url)
-            local = folder / (path.rstrip("/").rsplit("/", 1)[-1] or "file")
+                return self._remember(_download(fs, fs.find(path), path, folder / "d", url), url)
+            local = below(folder, path.rstrip("/").rsplit("/", 1)[-1] or "file", "object", url)
             _call(fs, "get", path, str(local))
             return self._remember(local, url)
         except FileNotFoundError:
             raise OdprepError(url, f"{what} not found", "Check the URL") from None
+        except OdprepError:
+            raise
         except Exception as error:
             raise _storage_error(url, error, f"read the {what}") from None
 
@@ -265,10 +268,10 @@ class Session:
             raise
         except Exception as error:
             raise _storage_error(url, error, "list the images directory") from None
+        targets = _local_targets(local, files, path, url)
         local.mkdir()
-        for name in files:
-            target = local / os.path.relpath(name, path)
-            target.parent.mkdir(parents=True, exist_ok=True)
+        for target in targets:
+            _make_parents(target, local)
             target.touch()
         _mirrors[str(local)] = url.rstrip("/")
         return self._remember(local, url)
@@ -342,16 +345,41 @@ class Session:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def _download(fs, files: list[str], base: str, local: Path) -> Path:
-    """Fetch these remote files (concurrently) into ``local``, keeping their paths below
-    ``base``."""
+def _local_targets(local: Path, keys: list[str], base: str, url: str) -> list[Path]:
+    """Where each object under ``base`` is staged: its key below ``base``, inside ``local``
+    and never outside it (``fileio.below``: a key holding '..' or an absolute part is
+    refused, naming it). Nothing is created until every key has passed."""
+    prefix = base.rstrip("/") + "/"
+    scheme = url.split("://", 1)[0]
+    targets = []
+    for key in keys:
+        shown = f"{scheme}://{key}"
+        if not key.startswith(prefix):
+            raise OdprepError(shown, f"the object's key is not below {prefix!r}", "Check the URL")
+        targets.append(below(local, key[len(prefix):], "object", shown))
+    return targets
+
+
+def _make_parents(target: Path, local: Path) -> None:
+    """Create the folders above a staged object; a key that is a file and a folder at once
+    (``a`` and ``a/b``) is named."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise OdprepError(target.relative_to(local).as_posix(), "this object's key is both a file "
+                          "and a folder in the store", "Rename one of them") from None
+
+
+def _download(fs, files: list[str], base: str, local: Path, url: str) -> Path:
+    """Fetch these remote files (concurrently) into ``local``, keeping their keys below
+    ``base`` (each one checked to stay inside ``local``)."""
     files = [f for f in files if not f.endswith("/")]
-    targets = [str(local / os.path.relpath(f, base)) for f in files]
+    targets = _local_targets(local, files, base, url)
     local.mkdir()
     for target in targets:
-        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        _make_parents(target, local)
     if files:
-        _call(fs, "get", files, targets)
+        _call(fs, "get", files, [str(t) for t in targets])
     return local
 
 

@@ -50,8 +50,9 @@ def s3(endpoint, monkeypatch):
     return fs
 
 
-def odprep(endpoint: str, *args: object, **popen) -> subprocess.CompletedProcess:
-    env = {**os.environ, **CREDENTIALS, "FSSPEC_S3_ENDPOINT_URL": endpoint, "TF_CPP_MIN_LOG_LEVEL": "3"}
+def odprep(endpoint: str, *args: object, env: dict | None = None, **popen) -> subprocess.CompletedProcess:
+    env = {**os.environ, **CREDENTIALS, "FSSPEC_S3_ENDPOINT_URL": endpoint, "TF_CPP_MIN_LOG_LEVEL": "3",
+           **(env or {})}
     return subprocess.run([sys.executable, "-m", "odprep", *map(str, args)], capture_output=True,
                           text=True, env=env, timeout=300, **popen)
 
@@ -177,3 +178,44 @@ def test_in_place_on_a_url_is_refused(s3, endpoint):
     done = odprep(endpoint, "patch-config", "s3://src/pipeline.config", "--num-classes", "3", "--in-place")
     assert done.returncode == 2 and "s3://src/pipeline.config" in done.stderr, done.stderr
     assert s3.cat("src/pipeline.config") == (SAMPLE / "configs" / "pipeline.config").read_bytes()
+
+
+def _escape_key(prefix: str, target) -> str:
+    """A key that, mapped naively below a staging folder, lands on ``target``."""
+    return prefix + "../" * 40 + str(target).lstrip("/")
+
+
+@pytest.mark.parametrize("where", ["annotations", "images", "labelmap"])
+@pytest.mark.parametrize("shape", ["dots", "backslash", "absolute"])
+def test_an_object_key_never_writes_outside_the_staging_folder(s3, endpoint, tmp_path, where, shape):
+    target = tmp_path / "outside" / "evil.xml"
+    folder = {"annotations": "src/voc/Annotations/", "images": "src/images/",
+              "labelmap": "src/voc/Annotations/"}[where]
+    key = {"dots": _escape_key(folder, target),
+           "backslash": folder + "..\\..\\..\\" + "evil.xml",
+           "absolute": folder + "/" + str(target).lstrip("/")}[shape]
+    s3.pipe(key, (SAMPLE / "voc" / "Annotations").glob("*.xml").__next__().read_bytes())
+    s3.invalidate_cache()
+    env_tmp = tmp_path / "tmp"
+    env_tmp.mkdir()
+    if where == "labelmap":
+        args = ["make-labelmap", "s3://src/voc/Annotations", "-o", "s3://dst/label_map.pbtxt"]
+    else:
+        args = ["voc2tfr", "s3://src/voc/Annotations", "--images-dir", "s3://src/images",
+                "-o", "s3://dst/out/train.record"]
+    done = odprep(endpoint, *args, env={"TMPDIR": str(env_tmp)})
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.count("\n") == 1 and "leads outside its folder" in done.stderr, done.stderr
+    assert "s3://" in done.stderr
+    assert not (tmp_path / "outside").exists()
+    assert list(env_tmp.iterdir()) == []  # the staging folder is gone too
+    assert objects(s3) == []
+
+
+def test_odd_but_harmless_keys_stay_usable(s3, endpoint):
+    xml = next((SAMPLE / "voc" / "Annotations").glob("*.xml"))
+    s3.pipe("src/voc/Annotations/sub dir/#odd ..name é.xml", xml.read_bytes())
+    s3.invalidate_cache()
+    done = odprep(endpoint, "make-labelmap", "s3://src/voc/Annotations", "-o", "s3://dst/label_map.pbtxt")
+    assert done.returncode == 0, done.stderr
+    assert objects(s3) == ["dst/label_map.pbtxt"]

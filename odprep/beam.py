@@ -27,6 +27,7 @@ from pathlib import Path
 from odprep import storage
 from odprep.errors import OdprepError
 from odprep.example import EncodeOptions, encode_record
+from odprep.extras import install_hint
 from odprep.fileio import TEMP_SUFFIX
 from odprep.labelmap import LabelMap
 from odprep.model import ImageRecord
@@ -115,7 +116,7 @@ def write(runner: BeamRunner, records: Iterable[ImageRecord], paths: list[Path],
                           "Write to a bucket: -o gs://BUCKET/PATH (and images there too)")
     records = list(records)
     if importlib.util.find_spec("apache_beam") is None:  # imported in the child: its noise goes to the log
-        raise OdprepError("--runner", "Apache Beam is not installed", 'pip install "odprep[beam]"')
+        raise OdprepError("--runner", "Apache Beam is not installed", install_hint("beam"))
     fd, log = tempfile.mkstemp(prefix="odprep-beam-", suffix=".log")
     os.close(fd)
     context = multiprocessing.get_context("fork")

@@ -11,6 +11,7 @@ import click
 
 from odprep import storage
 from odprep.errors import OdprepError, printable, printable_lines
+from odprep.extras import DISTRIBUTION, install_hint
 from odprep.locations import Location
 from odprep.termination import end_like_ctrl_c, exit_code, restore
 
@@ -99,7 +100,7 @@ class OneLineErrors(click.Group):
 
 
 @click.group(cls=OneLineErrors, context_settings=CONTEXT)
-@click.version_option(package_name="odprep")
+@click.version_option(package_name=DISTRIBUTION, message=f"%(prog)s %(version)s (the {DISTRIBUTION} distribution)")
 @click.option("--storage-option", "storage_options", multiple=True, metavar="KEY=VALUE",
               help="A setting for the storage of URL paths (added to fsspec's configuration), "
                    "e.g. endpoint_url=http://localhost:9000.")
@@ -134,7 +135,7 @@ def _shared_params(box_options: bool) -> list[click.Parameter]:
                      help="Parallel worker processes (default: CPU count)."),
         click.Option(["--runner"], default=None, metavar="NAME",
                      help="Encode on Apache Beam instead of local processes: DirectRunner, "
-                          "DataflowRunner, FlinkRunner, SparkRunner (pip install \"odprep[beam]\")."),
+                          f"DataflowRunner, FlinkRunner, SparkRunner ({install_hint('beam')})."),
         click.Option(["--beam-option", "beam_options"], multiple=True, metavar="KEY=VALUE",
                      help="A Beam pipeline option (repeatable), e.g. direct_num_workers=2, project=P."),
         click.Option(["--skip-invalid"], is_flag=True,

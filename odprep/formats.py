@@ -360,6 +360,9 @@ CVAT = Format(
 # --- Open Images -------------------------------------------------------------------------------
 
 def _open_oid(args: dict, context: ReadContext) -> Opened:
+    from odprep.extras import require
+
+    require("pandas", "oid", "oid2tfr")  # pandas (and pyarrow's fast parser) come with the oid extra
     from odprep.readers.oid import OpenImagesDataset, read_class_descriptions
 
     dataset = OpenImagesDataset(args["boxes_csv"], args["images_dir"],

@@ -36,6 +36,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from odprep.errors import OdprepError
+from odprep.extras import install_hint
 from odprep.fileio import below
 from odprep.termination import held
 
@@ -84,7 +85,7 @@ def filesystem(url: str):
         return fs, fs._strip_protocol(url)
     except ImportError as error:
         raise OdprepError(url, f"no storage library for {protocol}:// ({error})",
-                          f'Install it, e.g. pip install "odprep[{_EXTRAS.get(protocol, protocol)}]"') \
+                          f"Install it, e.g. {install_hint(_EXTRAS.get(protocol, protocol))}") \
             from None
     except ValueError as error:
         raise OdprepError(url, f"unknown storage protocol {protocol}:// ({error})", "Check the URL") from None

@@ -6,6 +6,7 @@ import glob as globlib
 
 from odprep import keys
 from odprep.errors import OdprepError
+from odprep.extras import require
 
 
 def tf_dataset(pattern: str, masks: bool = False):
@@ -16,8 +17,7 @@ def tf_dataset(pattern: str, masks: bool = False):
     classes (int64 [N]), texts (string [N]) and, with ``masks=True``,
     masks (uint8 [N, H, W]). TensorFlow is imported only here.
     """
-    import tensorflow as tf
-
+    tf = require("tensorflow", "tf", "tf_dataset")
     files = sorted(globlib.glob(pattern))
     if not files:
         raise OdprepError(pattern, "no TFRecord files match", "Check the path or glob pattern")

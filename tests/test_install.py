@@ -1,0 +1,118 @@
+"""The door: the name users install, and what the core install must do without the extras."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tomllib
+
+import pytest
+
+from odprep.extras import DISTRIBUTION
+
+from .conftest import REPO, SAMPLE
+
+PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
+# Heavy libraries the core install does not carry: blocked, the main job must still run.
+EXTRAS_ONLY = ("tensorflow", "pandas", "pyarrow", "apache_beam", "official", "matplotlib")
+
+
+def _hints() -> list[tuple[str, str]]:
+    """(where, the name installed) for every "pip install NAME[...]" in the README and the code."""
+    found = []
+    texts = {"README.md": (REPO / "README.md").read_text()}
+    texts.update({str(p.relative_to(REPO)): p.read_text() for p in (REPO / "odprep").rglob("*.py")})
+    texts.update({str(p.relative_to(REPO)): p.read_text() for p in (REPO / "benchmarks").glob("*.md")})
+    for where, text in texts.items():
+        for match in re.finditer(r"""pip install (?:-[-\w]+ )*["']?([A-Za-z0-9_.-]+)\[""", text):
+            found.append((where, match.group(1)))
+        for match in re.finditer(r"""echo ["']([A-Za-z0-9_.-]+)\[""", text):  # a requirements file
+            found.append((where, match.group(1)))
+    return found
+
+
+def test_the_distribution_is_the_one_pyproject_declares():
+    assert PYPROJECT["project"]["name"] == DISTRIBUTION
+
+
+def test_every_install_hint_names_our_distribution():
+    hints = _hints()
+    assert len(hints) >= 4  # the README's extras, the storage and Beam messages
+    wrong = [(where, name) for where, name in hints if name not in (DISTRIBUTION, ".", "-e")]
+    assert wrong == []
+
+
+def test_every_extra_named_in_a_hint_exists():
+    extras = set(PYPROJECT["project"]["optional-dependencies"])
+    text = (REPO / "README.md").read_text() + "".join(p.read_text() for p in (REPO / "odprep").rglob("*.py"))
+    named = set(re.findall(re.escape(DISTRIBUTION) + r"\[([a-z0-9,-]+)\]", text))
+    named |= set(re.findall(r'install_hint\("([a-z0-9-]+)"\)', text))
+    named = {part for name in named for part in name.split(",")}
+    assert named and named <= extras, named - extras
+
+
+def test_the_core_install_carries_no_heavy_library():
+    core = " ".join(PYPROJECT["project"]["dependencies"]).lower()
+    for heavy in ("tensorflow", "pandas", "pyarrow", "apache-beam", "tf-models", "matplotlib"):
+        assert heavy not in core
+
+
+def _without_extras(*args: object, cwd=None) -> subprocess.CompletedProcess:
+    code = ("import sys\n"
+            f"for name in {EXTRAS_ONLY!r}: sys.modules[name] = None\n"
+            "from odprep.__main__ import main\n"
+            "sys.argv = ['odprep', *sys.argv[1:]]\n"
+            "main()\n")
+    return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
+                          timeout=300, cwd=cwd)
+
+
+def test_the_main_job_runs_without_the_extras(tmp_path):
+    steps = [
+        ["voc2tfr", SAMPLE / "voc" / "Annotations", "--images-dir", SAMPLE / "images", "-o",
+         tmp_path / "{split}.record", "--split", "train=0.7,val=0.3", "-q"],
+        ["coco2tfr", SAMPLE / "coco" / "instances.json", "--images-dir", SAMPLE / "images", "-o",
+         tmp_path / "coco" / "coco.record", "--include-masks", "-q"],
+        ["csv2tfr", SAMPLE / "csv" / "annotations.csv", "--images-dir", SAMPLE / "images", "-o",
+         tmp_path / "csv" / "csv.record", "-q"],
+        ["new-config", "--template", "ssd_mobilenet_v2_fpnlite_320", "--train-input", tmp_path / "train.record",
+         "--eval-input", tmp_path / "val.record", "--label-map", tmp_path / "label_map.pbtxt",
+         "--no-checkpoint", "-o", tmp_path / "pipeline.config"],
+        ["validate", tmp_path / "train.record"],
+        ["inspect", tmp_path / "train.record"],
+        ["tfr2coco", tmp_path / "coco" / "coco.record", "-o", tmp_path / "coco.json"],
+    ]
+    for step in steps:
+        done = _without_extras(*step)
+        assert done.returncode == 0, (step[0], done.stdout + done.stderr)
+    checked = _without_extras("check", tmp_path / "pipeline.config")
+    assert checked.returncode in (0, 1) and "Traceback" not in checked.stderr, checked.stdout + checked.stderr
+
+
+def test_a_feature_without_its_extra_names_the_extra_in_one_line(tmp_path):
+    oid = SAMPLE / "oid"
+    done = _without_extras("oid2tfr", oid / "boxes.csv", "--class-descriptions",
+                           oid / "class-descriptions-boxable.csv", "--images-dir", SAMPLE / "images",
+                           "-o", tmp_path / "oid.record")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and f'pip install "{DISTRIBUTION}[oid]"' in done.stderr
+    assert list(tmp_path.iterdir()) == []
+    code = ("import sys; sys.modules['tensorflow'] = None\n"
+            "from odprep.errors import OdprepError\nfrom odprep.tfdata import tf_dataset\n"
+            "try:\n    tf_dataset('x-*.record')\nexcept OdprepError as e:\n    print(e)\n")
+    tf = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert f'pip install "{DISTRIBUTION}[tf]"' in tf.stdout, tf.stdout + tf.stderr
+
+
+@pytest.mark.parametrize("module", ["odprep.cli", "odprep.conversion", "odprep.consistency"])
+def test_the_core_modules_import_no_heavy_library(module):
+    code = f"import sys, {module}; print(sorted(m for m in {EXTRAS_ONLY!r} if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+def test_version_names_the_distribution():
+    done = subprocess.run([sys.executable, "-m", "odprep", "--version"], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0 and DISTRIBUTION in done.stdout.lower(), done.stdout + done.stderr

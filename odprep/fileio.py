@@ -136,9 +136,11 @@ def require_dir(path: Path | str, what: str) -> Path:
     raise OdprepError(path, f"{what} not found (or not a folder)", "Check the path")
 
 
-def list_files(folder: Path | str, what: str = "folder") -> list[str]:
+def list_files(folder: Path | str, what: str = "folder", unreadable: bool = False) -> list[str]:
     """Names of the regular files in a folder (links followed). Entries that cannot be
-    followed (a link loop, a dangling link) are not files and are left out."""
+    followed (a link loop, a dangling link) and other non-folders (a FIFO) are left out;
+    with ``unreadable`` they are listed too, so that reading them names what is wrong
+    (an annotations folder: every entry there is meant to be read)."""
     try:
         entries = list(os.scandir(folder))
     except OSError as exc:
@@ -146,10 +148,11 @@ def list_files(folder: Path | str, what: str = "folder") -> list[str]:
     names = []
     for entry in entries:
         try:
-            if entry.is_file():
+            if entry.is_file() or (unreadable and not entry.is_dir()):
                 names.append(entry.name)
         except OSError:
-            continue
+            if unreadable:
+                names.append(entry.name)
     return names
 
 

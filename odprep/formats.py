@@ -240,10 +240,11 @@ def _open_yolo(args: dict, context: ReadContext) -> Opened:
                       splits={name: list(r) for name, r in records.items()})
     if args["images_dir"] is None:
         raise OdprepError(source, "--images-dir is needed with a labels folder", "Pass --images-dir DIR")
-    beside = [folder / name for folder in (source, source.parent) for name in ("classes.txt", "obj.names")]
+    beside = [folder / name for folder in (source, source.parent) for name in ("classes.txt", "obj.names", "_darknet.labels")]
     names_file = args["names"] or next((path for path in beside if is_regular_file(path)), None)
     if names_file is None:
-        raise OdprepError(source, "no class names: no classes.txt or obj.names beside the labels",
+        raise OdprepError(source, "no class names: no classes.txt, obj.names or _darknet.labels beside "
+                          "the labels",
                           "Pass --names data.yaml (or a text file with one name per line)")
     names = read_names(names_file)
     dataset = read_yolo(source, args["images_dir"], names, context.on_invalid, context.allow_outside)

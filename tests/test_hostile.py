@@ -248,7 +248,7 @@ def test_unused_background_category_is_dropped_with_a_warning(tmp_path):
     data = coco(categories=[{"id": 0, "name": "_background_"}, {"id": 1, "name": "cat"}])
     result, out = _run_coco_subprocess(tmp_path, data)
     assert result.returncode == 0, result.stderr
-    assert "category 0 ('_background_') is the background" in result.stdout
+    assert "category 0 ('_background_') is used by no annotation" in result.stdout
     assert "_background_" not in (out / "label_map.pbtxt").read_text()
 
 

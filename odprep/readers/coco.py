@@ -292,10 +292,10 @@ def _label_map(data: CocoFile, path: Path, remap_ids: bool, notes: list[str] | N
         if not isinstance(name, str) or not name or "\0" in name:
             raise OdprepError(path, f"category {category['id']} has name {_describe(name)}",
                               "Give every category a name")
-        if category["id"] == 0 and name.strip("_").lower() == "background" and 0 not in used:
+        if category["id"] == 0 and 0 not in used:  # a background, or Roboflow's dataset name
             if notes is not None:
-                notes.append(f"{path}: category 0 ({name!r}) is the background and no annotation uses "
-                             "it; left out of the label map")
+                notes.append(f"{path}: category 0 ({name!r}) is used by no annotation (a background, or "
+                             "the dataset's name as Roboflow writes it); left out of the label map")
             continue
         categories.append(category)
     for new_id, category in enumerate(categories, start=1):

@@ -56,7 +56,7 @@ class KittiDataset:
                  allow_outside: bool = False) -> None:
         self.label_dir = require_dir(label_dir, "labels directory")
         self.index = ImageIndex(images_dir, allow_outside)
-        self.paths = [self.label_dir / name for name in sorted(list_files(self.label_dir, "labels directory"))
+        self.paths = [self.label_dir / name for name in sorted(list_files(self.label_dir, "labels directory", unreadable=True))
                       if name.lower().endswith(".txt")]
         if not self.paths:
             raise OdprepError(self.label_dir, "no label files (.txt) found", "Point to KITTI's label_2 folder")

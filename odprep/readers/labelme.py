@@ -112,7 +112,7 @@ class LabelMeDataset:
             self.paths = [source]
         else:
             require_dir(source, "LabelMe folder")
-            self.paths = [source / n for n in sorted(list_files(source, "LabelMe folder"))
+            self.paths = [source / n for n in sorted(list_files(source, "LabelMe folder", unreadable=True))
                           if n.lower().endswith(".json")]
         if not self.paths:
             raise OdprepError(json_dir, "no LabelMe JSON files found", "Point to the folder of .json files")

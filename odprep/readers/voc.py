@@ -52,7 +52,7 @@ def list_voc_annotations(annotations: Path | str) -> Sequence[Path]:
     if is_regular_file(annotations):
         return [annotations]
     require_dir(annotations, "annotations directory")
-    names = sorted(name for name in list_files(annotations, "annotations directory")
+    names = sorted(name for name in list_files(annotations, "annotations directory", unreadable=True)
                    if name.lower().endswith(".xml"))
     if not names:
         raise OdprepError(annotations, "no annotations found (no .xml files)",

@@ -14,7 +14,7 @@ Ultralytics finds them: the last ``/images/`` of its path becomes ``/labels/``.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from odprep.errors import OdprepError
@@ -171,7 +171,7 @@ def read_yolo(labels_dir: Path | str, images_dir: Path | str, names: list[str],
     file without an image is bad input (the wrong folder, most often)."""
     labels_dir = require_dir(labels_dir, "labels directory")
     images = _images_in(Path(images_dir))
-    by_stem = {Path(name).stem: labels_dir / name for name in list_files(labels_dir, "labels directory")
+    by_stem = {Path(name).stem: labels_dir / name for name in list_files(labels_dir, "labels directory", unreadable=True)
                if name.lower().endswith(".txt") and name.lower() != "classes.txt"}
     stems = {image.stem for image in images}
     orphans = sorted(stem for stem in by_stem if stem not in stems)
@@ -179,12 +179,31 @@ def read_yolo(labels_dir: Path | str, images_dir: Path | str, names: list[str],
         raise OdprepError(images_dir, f"0 of {len(by_stem)} label files have an image here (first: "
                           f"{by_stem[orphans[0]].name})", "Check --images-dir")
     for stem in orphans:
-        raise_or_skip(on_invalid, "skipped_image", OdprepError(
-            by_stem[stem], "label file without an image", "Add the image, or pass --skip-invalid"))
+        _orphan(by_stem[stem], on_invalid)
     labels = [by_stem.get(image.stem) for image in images]
     if not images:
         raise OdprepError(images_dir, "no images found", "Check --images-dir")
     return YoloDataset(images, labels, names, on_invalid, None if allow_outside else Path(images_dir))
+
+
+def _orphan(label_file: Path, on_invalid: OnInvalid | None) -> None:
+    raise_or_skip(on_invalid, "skipped_image", OdprepError(
+        label_file, "label file without an image", "Add the image, or pass --skip-invalid"))
+
+
+def _orphans_beside(images: list[Path]) -> Iterator[Path]:
+    """Label files beside these images' labels whose image is not in the images folder:
+    the same policy as a labels folder given on its own (bad input, or a counted skip)."""
+    for image_folder in sorted({image.parent for image in images}):
+        label_folder = label_path_for(image_folder / "x").parent
+        if label_folder == image_folder or not os.path.isdir(label_folder):
+            continue
+        stems = {os.path.splitext(name)[0] for name in list_files(image_folder, "images directory")
+                 if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS}
+        for name in sorted(list_files(label_folder, "labels directory", unreadable=True)):
+            stem, extension = os.path.splitext(name)
+            if extension.lower() == ".txt" and name.lower() != "classes.txt" and stem not in stems:
+                yield label_folder / name
 
 
 def read_yolo_yaml(data_yaml: Path | str, on_invalid: OnInvalid | None = None
@@ -206,7 +225,9 @@ def read_yolo_yaml(data_yaml: Path | str, on_invalid: OnInvalid | None = None
             images += _split_images(root, str(item), data_yaml)
         if not images:
             raise OdprepError(data_yaml, f"{split}: no images found in {entry!r}", "Check the paths")
-        labels = [label if is_regular_file(label := label_path_for(image)) else None for image in images]
+        labels = [label if os.path.lexists(label := label_path_for(image)) else None for image in images]
+        for orphan in _orphans_beside(images):
+            _orphan(orphan, on_invalid)
         splits[split] = YoloDataset(images, labels, names, on_invalid, None)
     if not splits:
         raise OdprepError(data_yaml, "no train, val or test entry", "Name the image folders or list files")
@@ -215,6 +236,8 @@ def read_yolo_yaml(data_yaml: Path | str, on_invalid: OnInvalid | None = None
 
 def _split_images(root: Path, item: str, data_yaml: Path) -> list[Path]:
     path = Path(item) if Path(item).is_absolute() else root / item
+    if not os.path.exists(path) and item.startswith("../") and os.path.exists(root / item[3:]):
+        path = root / item[3:]  # Ultralytics' rule, which Roboflow's exports (train: ../train/images) rely on
     if item.lower().endswith(".txt") and is_regular_file(path):
         images = []
         for line in read_text(path, "image list").splitlines():
@@ -228,4 +251,8 @@ def _split_images(root: Path, item: str, data_yaml: Path) -> list[Path]:
                 entry = root / line
             images.append(entry)
         return images
+    if not os.path.isdir(path):
+        raise OdprepError(data_yaml, f"{item!r} is {path}, which is neither a folder of images nor a list "
+                          f"file (entries are relative to path:, here {root})",
+                          "Fix the entry, or path: (a missing '../x' is also tried as 'x', as Ultralytics does)")
     return _images_in(path)

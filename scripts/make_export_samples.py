@@ -1,9 +1,11 @@
-"""Regenerate sample_data/roboflow_yolo/ and sample_data/roboflow_coco/ from the sample set.
+"""Regenerate sample_data/roboflow_yolo/, roboflow_coco/ and cvat_project/ from the sample set.
 
 They are laid out as Roboflow writes its exports: YOLO with ``data.yaml`` saying
 ``train: ../train/images`` (resolved as Ultralytics does) and images renamed
 ``STEM_EXT.rf.HASH.EXT``; COCO with one ``_annotations.coco.json`` per split folder,
-image ids from 0, and category 0 holding the dataset's name with no annotation. Run from
+image ids from 0, and category 0 holding the dataset's name with no annotation; a CVAT
+project export with images in ``images/<subset>/``, a ``subset`` on every ``<image>``, and
+one file name (cat_dog.jpg) in two subsets holding different pictures. Run from
 the repo root after scripts/make_sample_data.py:
     python scripts/make_export_samples.py
 """
@@ -14,6 +16,9 @@ import hashlib
 import json
 import shutil
 from pathlib import Path
+
+from lxml import etree
+from PIL import Image, ImageOps
 
 ROOT = Path(__file__).resolve().parents[1] / "sample_data"
 SPLITS = {"train": ["cat_dog.jpg", "street.png", "gray.jpg"], "valid": ["Upper.JPG", "empty.jpg"],
@@ -79,6 +84,50 @@ def make_coco() -> None:
         (out / split / "_annotations.coco.json").write_text(json.dumps(document))
 
 
+CVAT_SUBSETS = {"Train": ["cat_dog.jpg", "street.png", "gray.jpg"], "Validation": ["empty.jpg", "Upper.JPG"],
+                "Test": ["palette.png", "cat_dog.jpg"]}
+
+
+def make_cvat_project() -> None:
+    """The task sample's <image> elements, regrouped as a project export. Test's cat_dog.jpg
+    is the train picture mirrored, with its shapes mirrored: paired with the wrong subset's
+    file, its pixels would not match its boxes."""
+    out = ROOT / "cvat_project"
+    shutil.rmtree(out, ignore_errors=True)
+    task = etree.parse(str(ROOT / "cvat" / "annotations.xml")).getroot()
+    project = etree.Element("annotations")
+    etree.SubElement(project, "version").text = "1.1"
+    meta = etree.SubElement(project, "meta")
+    details = etree.SubElement(meta, "project")
+    for tag, text in (("id", "1"), ("name", "sample project"), ("created", "2024-05-01 10:00:00+00:00")):
+        etree.SubElement(details, tag).text = text
+    details.append(task.find("meta/task/labels"))
+    etree.SubElement(details, "subsets").text = "\n".join(CVAT_SUBSETS)
+    by_name = {image.get("name"): image for image in task.iter("image")}
+    number = 0
+    for subset, names in CVAT_SUBSETS.items():
+        (out / "images" / subset).mkdir(parents=True)
+        for name in names:
+            image = etree.fromstring(etree.tostring(by_name[name]))
+            image.set("id", str(number))
+            image.set("subset", subset)
+            number += 1
+            if subset == "Test" and name == "cat_dog.jpg":
+                width = float(image.get("width"))
+                for box in image.iter("box"):
+                    left, right = width - float(box.get("xbr")), width - float(box.get("xtl"))
+                    box.set("xtl", f"{left:.2f}")
+                    box.set("xbr", f"{right:.2f}")
+                with Image.open(ROOT / "images" / name) as picture:
+                    ImageOps.mirror(picture).save(out / "images" / subset / name, quality=95)
+            else:
+                shutil.copy(ROOT / "images" / name, out / "images" / subset / name)
+            project.append(image)
+    etree.ElementTree(project).write(str(out / "annotations.xml"), xml_declaration=True, encoding="utf-8",
+                                     pretty_print=True)
+
+
 if __name__ == "__main__":
     make_yolo()
     make_coco()
+    make_cvat_project()

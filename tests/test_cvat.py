@@ -90,3 +90,44 @@ def test_shape_reader_raises_only_its_own_error(kind, attributes, extent):
     element = etree.Element(kind, **attributes)
     with contextlib.suppress(OdprepError):
         _shape(element, 1, Path("a.xml"), "image 0", extent, [])
+
+
+PROJECT = SAMPLE / "cvat_project"
+
+
+def test_a_project_export_finds_each_image_in_its_own_subset(tf, tmp_path):
+    out = tmp_path / "all.record"
+    result = run_cli("cvat2tfr", PROJECT / "annotations.xml", "--images-dir", PROJECT / "images", "-o", out)
+    assert result.exit_code == 0, result.output
+    rows = parse_with_od_api_spec(tf, [out])
+    names = sorted(r["image/filename"].decode() for r in rows)
+    assert names == sorted(["Train/cat_dog.jpg", "Train/street.png", "Train/gray.jpg", "Validation/empty.jpg",
+                            "Validation/Upper.JPG", "Test/palette.png", "Test/cat_dog.jpg"])
+    for row in rows:  # each record holds its own subset's picture, byte for byte
+        assert row["image/encoded"] == (PROJECT / "images" / row["image/filename"].decode()).read_bytes()
+    mirrored = next(r for r in rows if r["image/filename"] == b"Test/cat_dog.jpg")
+    original = next(r for r in rows if r["image/filename"] == b"Train/cat_dog.jpg")
+    np.testing.assert_allclose(mirrored["image/object/bbox/xmin"], 1 - original["image/object/bbox/xmax"],
+                               atol=1e-3)
+
+
+def test_a_subset_folder_given_as_images_dir_never_pairs_another_subset(tmp_path):
+    result = run_cli("cvat2tfr", PROJECT / "annotations.xml", "--images-dir", PROJECT / "images" / "Train",
+                     "-o", tmp_path / "x.record")
+    assert_bad_input(result, "subset 'Validation'", f"--images-dir {PROJECT / 'images'}")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_label_not_declared_in_meta_is_bad_input(tmp_path):
+    text = CVAT.read_text().replace('<box label="cat" source="manual" occluded="0" xtl="0.00"',
+                                    '<box label="kat" source="manual" occluded="0" xtl="0.00"')
+    (tmp_path / "a.xml").write_text(text)
+    result = run_cli("cvat2tfr", tmp_path / "a.xml", "--images-dir", SAMPLE / "images", "-o", tmp_path / "x.record")
+    assert_bad_input(result, "image 3 (gray.jpg)", "'kat' is not among the labels <meta> declares")
+
+
+def test_one_image_in_two_image_elements_is_refused(tmp_path):
+    text = CVAT.read_text().replace('<image id="3" name="gray.jpg"', '<image id="3" name="cat_dog.jpg"')
+    (tmp_path / "a.xml").write_text(text)
+    result = run_cli("cvat2tfr", tmp_path / "a.xml", "--images-dir", SAMPLE / "images", "-o", tmp_path / "x.record")
+    assert_bad_input(result, "'cat_dog.jpg' is also image 1", "image 3")

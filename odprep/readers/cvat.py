@@ -6,6 +6,12 @@
 ``rotated_as_extent``: then its axis-aligned extent is written and counted. ``<polyline>``,
 ``<points>``, ``<tag>``, ``<mask>`` and ``<skeleton>`` are not boxes: each is reported as
 skipped. An image without shapes is a negative. The file is streamed, image by image.
+
+Labels must be among those ``<meta>`` declares (when it declares any), as CVAT itself
+ensures. A project export keeps its images in ``images/<subset>/`` and gives each
+``<image>`` a ``subset``: an image is looked up in its own subset's folder only, never
+matched by name in another subset's. One image name in two ``<image>`` elements (merged
+task exports) is refused: each would be written without the other's objects.
 """
 
 from __future__ import annotations
@@ -32,8 +38,40 @@ CVAT_OBJECT_KEYS = (keys.OCCLUDED,)
 SKIPPED_SHAPES = ("polyline", "points", "tag", "mask", "skeleton", "cuboid")
 
 
+class _Images:
+    """Where an ``<image>``'s file is: in ``images_dir``, or for an image of a subset, in
+    ``images_dir/<subset>`` (a project export's layout), indexed once per folder."""
+
+    def __init__(self, images_dir: Path | str, allow_outside: bool) -> None:
+        self.root = ImageIndex(images_dir, allow_outside)
+        self.allow_outside = allow_outside
+        self.indexes: dict[str, ImageIndex] = {}
+
+    def find(self, name: str, subset: str, path: Path, where: str) -> tuple[ImageIndex, Path, str]:
+        """(index searched, the image's path, its name relative to --images-dir)."""
+        root = self.root.root
+        if subset and "/" not in subset and subset not in (".", "..") and (root / subset).is_dir():
+            if subset not in self.indexes:
+                self.indexes[subset] = ImageIndex(root / subset, self.allow_outside)
+            index = self.indexes[subset]
+            found = index.exact(name) or index.forgiving(name) or index.root / name
+            return index, found, f"{subset}/{name}"
+        if subset and root.name != subset and (root.parent / subset).is_dir():
+            raise OdprepError(path, f"the image belongs to subset {subset!r}, whose images are in "
+                              f"{root.parent / subset}, not in {root}",
+                              f"Pass --images-dir {root.parent} (the folder above the subsets)", where)
+        index = self.root
+        return index, index.exact(name) or index.forgiving(name) or index.root / name, name
+
+
+def _declared_labels(meta) -> frozenset[str]:
+    """The label names a task's or project's <meta> declares (empty if it declares none)."""
+    return frozenset((label.findtext("name") or "").strip() for label in meta.iter("label")
+                     if label.getparent() is not None and label.getparent().tag == "labels")
+
+
 def _shape(element, number: int, path: Path, where_image: str, rotated_as_extent: bool,
-           notes: list[str]) -> ObjectAnnotation | None:
+           notes: list[str], declared: frozenset[str] = frozenset()) -> ObjectAnnotation | None:
     kind = element.tag
     label = (element.get("label") or "").strip()
     where = f"{where_image}: {kind} {number} ({label[:40] or 'no label'})"
@@ -45,6 +83,10 @@ def _shape(element, number: int, path: Path, where_image: str, rotated_as_extent
         return None
     if not label:
         raise OdprepError(path, "the shape has no label", "Give it a label", where)
+    if declared and label not in declared:
+        raise OdprepError(path, f"label {label!r} is not among the labels <meta> declares",
+                          "Add the label to the task (or project) in CVAT and export again, or fix the shape",
+                          where)
 
     def number_of(name: str) -> float:
         return finite_number(element.get(name), name, path, where)
@@ -96,9 +138,11 @@ def read_cvat(xml_path: Path | str, images_dir: Path | str, on_invalid: OnInvali
               rotated_as_extent: bool = False, allow_outside: bool = False) -> list[ImageRecord]:
     """One record per <image>, in file order."""
     path = Path(xml_path)
-    index = ImageIndex(images_dir, allow_outside)
+    images = _Images(images_dir, allow_outside)
     records: list[ImageRecord] = []
     seen_root = False
+    declared: frozenset[str] = frozenset()
+    names: dict[str, str] = {}  # image name (within its subset) -> where it was first met
     try:
         with open_binary(path, "CVAT XML") as handle:
             for event, element in etree.iterparse(handle, events=("start", "end"), resolve_entities=False,
@@ -110,11 +154,17 @@ def read_cvat(xml_path: Path | str, images_dir: Path | str, on_invalid: OnInvali
                             raise OdprepError(path, f"root element is <{element.tag}>, not <annotations>",
                                               "Export as 'CVAT for images 1.1'")
                     continue
+                if element.tag == "meta" and element.getparent() is not None \
+                        and element.getparent().tag == "annotations":
+                    declared = _declared_labels(element)
+                    element.clear(keep_tail=False)
+                    continue
                 if element.tag != "image" or element.getparent() is None \
                         or element.getparent().tag != "annotations":
                     continue
                 try:
-                    records.append(_image(element, path, index, on_invalid, rotated_as_extent))
+                    _refuse_twice(element, names, path)
+                    records.append(_image(element, path, images, on_invalid, rotated_as_extent, declared))
                 except OdprepError as error:
                     raise_or_skip(on_invalid, "skipped_image", error)
                 element.clear(keep_tail=False)
@@ -128,8 +178,18 @@ def read_cvat(xml_path: Path | str, images_dir: Path | str, on_invalid: OnInvali
     return records
 
 
-def _image(element, path: Path, index: ImageIndex, on_invalid: OnInvalid | None,
-           rotated_as_extent: bool) -> ImageRecord:
+def _refuse_twice(element, names: dict[str, str], path: Path) -> None:
+    key = f"{element.get('subset') or ''}/{(element.get('name') or '').strip()}"
+    where = f"image {element.get('id', '?')}"
+    if key in names:
+        raise OdprepError(path, f"image {key.lstrip('/')!r} is also {names[key]} (merged task exports?); "
+                          "each would be written without the other's objects",
+                          "Merge the two into one <image> (or export the project as one task)", where)
+    names[key] = where
+
+
+def _image(element, path: Path, images: _Images, on_invalid: OnInvalid | None,
+           rotated_as_extent: bool, declared: frozenset[str]) -> ImageRecord:
     name = (element.get("name") or "").strip()
     where = f"image {element.get('id', '?')} ({name[:60] or 'no name'})"
     if not name or "\0" in name:
@@ -139,13 +199,13 @@ def _image(element, path: Path, index: ImageIndex, on_invalid: OnInvalid | None,
     objects, notes = [], []
     for number, child in enumerate((c for c in element if isinstance(c.tag, str)), start=1):
         try:
-            obj = _shape(child, number, path, where, rotated_as_extent, notes)
+            obj = _shape(child, number, path, where, rotated_as_extent, notes, declared)
         except OdprepError as error:
             raise_or_skip(on_invalid, "skipped_object", error)
             continue
         if obj is not None:
             objects.append(obj)
-    image_path = index.exact(name) or index.forgiving(name) or index.root / name
-    return ImageRecord(image_path=image_path, filename=name, source_id=name, annotation_path=str(path),
+    index, image_path, relative = images.find(name, (element.get("subset") or "").strip(), path, where)
+    return ImageRecord(image_path=image_path, filename=relative, source_id=relative, annotation_path=str(path),
                        width=width, height=height, objects=tuple(objects), object_keys=CVAT_OBJECT_KEYS,
                        notes=tuple(notes), ref=where, image_root=index.confinement)

@@ -68,7 +68,26 @@ def library_errors(command):
 
 
 class OneLineErrors(click.Group):
-    """Usage errors in one line too (click prints usage, a hint and the error on three)."""
+    """Usage errors in one line too (click prints usage, a hint and the error on three);
+    commands listed in groups, in the order of the work, each summary in full."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        ordered = [name for names in COMMAND_GROUPS.values() for name in names]
+        return ordered + sorted(set(self.commands) - set(ordered))
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        listed: set[str] = set()
+        for title, names in COMMAND_GROUPS.items():
+            rows = [(name, self.commands[name].get_short_help_str(limit=200)) for name in names
+                    if name in self.commands]
+            listed.update(names)
+            with formatter.section(title):
+                formatter.write_dl(rows)
+        rest = [(name, self.commands[name].get_short_help_str(limit=200)) for name in sorted(self.commands)
+                if name not in listed]
+        if rest:
+            with formatter.section("Other commands"):
+                formatter.write_dl(rest)
 
     def main(self, args=None, prog_name=None, **extra):
         extra.pop("standalone_mode", None)
@@ -81,6 +100,9 @@ class OneLineErrors(click.Group):
         except OdprepError as error:
             echo(f"Error: {error.message}", err=True)
             sys.exit(2)
+        except click.exceptions.NoArgsIsHelpError as bare:  # plain `odprep`: the help, and success
+            echo(bare.ctx.get_help())
+            sys.exit(0)
         except click.UsageError as error:
             command = error.ctx.command_path if error.ctx is not None else "odprep"
             echo(f"Error: {error.format_message()} (see {command} -h)", err=True)
@@ -115,11 +137,47 @@ def main(storage_options: tuple[str, ...]) -> None:
     storage.set_options(storage_options)
 
 
-def _shared_params(box_options: bool) -> list[click.Parameter]:
+# How `odprep -h` lists the commands: in the order of the work.
+COMMAND_GROUPS = {
+    "Convert annotations to TFRecords": ("voc2tfr", "coco2tfr", "csv2tfr", "yolo2tfr", "labelme2tfr",
+                                         "cvat2tfr", "kitti2tfr", "oid2tfr", "seg2tfr", "make-labelmap"),
+    "Configure training": ("templates", "new-config", "patch-config"),
+    "Check before training": ("check", "validate", "inspect"),
+    "Export back": ("tfr2coco", "tfr2voc"),
+}
+# How a converter's -h groups its options; the rest come first, under "Options".
+OPTION_GROUPS = {
+    "Splits and sampling": ("split_spec", "split_from_lists", "seed", "oversample", "threshold",
+                            "oversample_rounding"),
+    "When input is bad": ("skip_invalid", "clip_boxes", "skip_empty", "allow_outside", "reencode",
+                          "max_pixels", "allow_empty"),
+    "Scale": ("num_shards", "workers", "runner", "beam_options", "storage_options"),
+}
+
+
+class ConverterCommand(click.Command):
+    """A converter: its basic options first, then the groups of OPTION_GROUPS."""
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        grouped = {name for names in OPTION_GROUPS.values() for name in names}
+        rows = {param.name: param.get_help_record(ctx) for param in self.get_params(ctx)
+                if isinstance(param, click.Option)}
+        basics = [row for name, row in rows.items() if row and name not in grouped]
+        with formatter.section("Options"):
+            formatter.write_dl(basics)
+        for title, names in OPTION_GROUPS.items():
+            found = [rows[name] for name in names if rows.get(name)]
+            if found:
+                with formatter.section(title):
+                    formatter.write_dl(found)
+
+
+def _shared_params(fmt) -> list[click.Parameter]:
     """The options every converter shares, declared once. Format-specific ones come from
     the registry (odprep.formats)."""
     from odprep.images import DEFAULT_MAX_PIXELS
 
+    box_options = fmt.box_options
     boxes = [
         click.Option(["--label-map"], type=Location(exists=True, dir_okay=False),
                      help="Use this label map; every class must be in it. Without it, label_map.pbtxt "
@@ -159,7 +217,8 @@ def _shared_params(box_options: bool) -> list[click.Parameter]:
         click.Option(["--split", "split_spec"], default=None,
                      help="Split by image, e.g. train=0.8,val=0.2 (-o must contain {split})."),
         click.Option(["--split-from-lists"], type=Location(exists=True, file_okay=False),
-                     help="Take splits from VOC ImageSets/Main/{train,val,test}.txt."),
+                     help="A folder of train.txt, val.txt and test.txt (-o must contain {split}); each "
+                          f"line names a record by {fmt.listed_by}."),
         click.Option(["--seed"], default=0, show_default=True, type=int,
                      help="Seed for splitting and oversampling."),
         click.Option(["--oversample"], type=click.Choice(["repeat-factor"]), default=None,
@@ -213,9 +272,9 @@ def _add_converters() -> None:
 
     for fmt in FORMATS.values():
         callback = library_errors(functools.partial(_convert, fmt))
-        main.add_command(click.Command(
+        main.add_command(ConverterCommand(
             fmt.command, callback=lambda _callback=callback, **args: _callback(args),
-            params=[*fmt.params(), *_shared_params(fmt.box_options)], help=fmt.help(),
+            params=[*fmt.params(), *_shared_params(fmt)], help=fmt.help(),
             short_help=fmt.summary, context_settings=CONTEXT))
 
 
@@ -423,15 +482,20 @@ def patch_config_cmd(config, template, output, in_place, **fields):
 @main.command("new-config", context_settings=CONTEXT)
 @click.option("--template", required=True, help="Template name (see odprep templates).")
 @_config_options
-@click.option("-o", "--output", required=True, type=Location("output-file", dir_okay=False))
+@click.option("-o", "--output", required=True, type=Location("output-file", dir_okay=False),
+              help="Where to write the config: pipeline.config for an OD API template, a YAML file "
+                   "for a Model Garden one.")
 @library_errors
 def new_config(template, output, **fields):
-    """Write a ready pipeline.config from a template, patched to your data.
+    """Write a training config from a bundled template, patched to your data: an OD API
+    pipeline.config or a Model Garden experiment YAML (odprep templates lists both).
 
     \b
     Example:
       odprep new-config --template ssd_mobilenet_v2_fpnlite_320 --label-map data/label_map.pbtxt \\
           --train-input data/train.record --eval-input data/val.record -o pipeline.config
+      odprep new-config --template retinanet_resnet18_fpn_256 --label-map data/label_map.pbtxt \\
+          --train-input data/train.record --eval-input data/val.record -o experiment.yaml
     """
     from odprep.pipeline_config import template_text
 

@@ -80,6 +80,7 @@ class Format:
     open: Callable[[dict, ReadContext], Opened]
     encode: Callable[[dict], dict] = lambda args: {}  # EncodeOptions fields the format's own args set
     box_options: bool = True  # --label-map, --clip-boxes, --skip-empty, --allow-outside-images-dir apply
+    listed_by: str = "its image's file name without the extension"  # how --split-from-lists names a record
 
     def help(self) -> str:
         example = "\n".join(f"  {line}" for line in self.examples)
@@ -118,6 +119,7 @@ VOC = Format(
     params=lambda: [click.Argument(["annotations"], type=_existing()),
                     _images_dir("Folder holding the images named by <filename>.")],
     open=_open_voc,
+    listed_by="its annotation's file name without .xml (VOC's ImageSets/Main lists)",
 )
 
 

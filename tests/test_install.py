@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
+from pathlib import Path
 
 import pytest
 
@@ -116,3 +119,19 @@ def test_version_names_the_distribution():
     done = subprocess.run([sys.executable, "-m", "odprep", "--version"], capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 0 and DISTRIBUTION in done.stdout.lower(), done.stdout + done.stderr
+
+
+def test_readme_command_1_runs_and_ends_with_a_clean_check(tmp_path):
+    """README command 1, after its install step, verbatim, in a copy of the repo."""
+    readme = (REPO / "README.md").read_text()
+    command = next(line for line in readme.splitlines() if line.startswith("python3 -m venv .venv"))
+    jobs = command.split("pip install . && ", 1)[1]
+    assert jobs.startswith("odprep ") and jobs.rstrip().endswith("odprep check out/pipeline.config")
+    shutil.copytree(REPO / "sample_data", tmp_path / "sample_data")
+    bin_dir = Path(sys.executable).parent
+    done = subprocess.run(["bash", "-c", jobs], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "0 error(s), 0 warning(s)" in done.stdout
+    assert (tmp_path / "out" / "train.record").stat().st_size > 0
+    assert (tmp_path / "out" / "val.record").stat().st_size > 0

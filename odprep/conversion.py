@@ -118,6 +118,8 @@ def convert(records: Iterable[ImageRecord], output: Path | str, *,
     pending = result.pending
     written = False
     try:
+        if label_map is None and write_label_map:
+            _refuse_only_negatives(result.objects, result.images, output)
         if label_map is None and not same_exists:
             pending.append(stage_text(label_map_out, built_map.to_pbtxt()))
             written = True
@@ -150,6 +152,16 @@ def split_output(pattern: Path | str, split: str) -> Path:
         raise OdprepError(pattern, "-o must contain {split} when splitting",
                           "Example: -o data/{split}.record")
     return Path(pattern.replace("{split}", split))
+
+
+def _refuse_only_negatives(objects: int, images: int, output: Path | str) -> None:
+    """Images written, but not one object, with a label map built from the input: records
+    that cannot teach (and, with no class, a map no tool accepts). Refused before the
+    commit; a user who means to write negatives passes the label map they belong to."""
+    if images and not objects:
+        raise OdprepError(output, f"none of the {images} image(s) has an object (a labels folder given as "
+                          "the images, or the wrong annotations?); nothing was written",
+                          "Check the annotations; to write negatives on purpose, pass --label-map MAP")
 
 
 def convert_splits(splits: dict[str, list[ImageRecord]], output: Path | str, *,
@@ -199,6 +211,9 @@ def convert_splits(splits: dict[str, list[ImageRecord]], output: Path | str, *,
                                    total=len(records), defer_commit=True)
             pending += result.pending
             results[name] = Conversion(result, used, map_path, False, origin)
+        if label_map is None and write_label_map:
+            _refuse_only_negatives(sum(c.summary.objects for c in results.values()),
+                                   sum(c.summary.images for c in results.values()), output)
         if label_map is None and write_label_map and not same_exists:
             pending.append(stage_text(map_path, used.to_pbtxt()))
             written = True

@@ -252,6 +252,11 @@ def _encode(record: ImageRecord, label_map: LabelMap, options: EncodeOptions,
         feature[keys.IMAGE_CLASS_TEXT].bytes_list.value.extend(
             name.encode("utf-8") for name, i in zip(record.image_classes, ids, strict=True) if i is not None)
         feature[keys.IMAGE_CLASS_LABEL].int64_list.value.extend(i for i in ids if i is not None)
+        unmapped = [name for name, i in zip(record.image_classes, ids, strict=True) if i is None]
+        if unmapped:  # never dropped silently: counted in the summary
+            result.events.append(Event("warning", f"{record.annotation_path}: {record.ref}: image-level "
+                                       f"label(s) {', '.join(map(repr, unmapped))} not in the label map (no "
+                                       "box has them); left out of image/class (pass a --label-map with them)"))
 
     result.parts = frame_parts(proto.example_parts(features, keys.IMAGE_ENCODED, data))
     result.record_size = sum(len(part) for part in result.parts)

@@ -315,10 +315,11 @@ def _open_labelme(args: dict, context: ReadContext) -> Opened:
 LABELME = Format(
     command="labelme2tfr",
     summary="Convert LabelMe JSON files to TFRecords.",
-    details="imagePath is resolved relative to each JSON (or found by name in --images-dir); embedded "
-            "imageData is used when the image file is missing. Rectangles give boxes, polygons their "
-            "extent (and masks with --include-masks); shapes sharing a group_id form one object; circles, "
-            "lines and points are reported as skipped.",
+    details="As labelme reads them: embedded imageData wins; else imagePath, relative to each JSON (or "
+            "found by name in --images-dir). Rectangles give boxes; polygons and circles their extent (and "
+            "masks with --include-masks); shapes with one label and group_id form one object; __ignore__ "
+            "regions become no object (counted); lines and points are reported as skipped. An overshoot "
+            "of at most 1 px past the image is rounding: clamped and counted.",
     examples=("odprep labelme2tfr annotations/ -o out/train.record --include-masks",),
     params=lambda: [
         click.Argument(["json_dir"], type=_existing()),
@@ -327,7 +328,7 @@ LABELME = Format(
         click.Option(["--include-masks"], is_flag=True, help="Write polygon (and rectangle) masks."),
     ],
     open=_open_labelme,
-    encode=lambda args: {"include_masks": args["include_masks"]},
+    encode=lambda args: {"rounding_px": 1.0, "include_masks": args["include_masks"]},
 )
 
 

@@ -20,4 +20,4 @@ def test_group_help_and_version():
     assert "voc2tfr" in run_cli("-h").output
     from odprep import __version__
 
-    assert run_cli("--version").output.strip().endswith(f"version {__version__}")
+    assert f" {__version__} (the tf-odprep distribution)" in run_cli("--version").output

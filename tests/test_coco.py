@@ -157,7 +157,8 @@ BAD_COCO = [
     ("size mismatch", lambda d: d["images"][0].__setitem__("width", 97), ["97x64", "96x64"]),
     ("missing image", lambda d: d["images"][0].__setitem__("file_name", "nope.jpg"),
      ["image id 1000", "nope.jpg not found"]),
-    ("category zero", lambda d: d["categories"].append({"id": 0, "name": "bg"}),
+    ("used category zero", lambda d: (d["categories"].append({"id": 0, "name": "bg"}),
+                                      d["annotations"][0].__setitem__("category_id", 0)),
      ["category 0", "--remap-ids"]),
 ]
 

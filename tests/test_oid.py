@@ -93,3 +93,15 @@ def test_all_digit_image_ids_keep_their_leading_zeros(tmp_path, monkeypatch, eng
     assert [r.source_id for r in records] == ["0000048549557964", "00012"]
     assert [r.image_path.name for r in records] == ["0000048549557964.jpg", "00012.jpg"]
     assert records[1].image_classes == ("cat",)
+
+
+def test_an_image_level_label_without_a_box_is_counted_not_dropped_silently(tmp_path):
+    labels = tmp_path / "labels.csv"
+    labels.write_text((OID / "image-labels.csv").read_text() + "gray,verification,/m/015qff,1\n")
+    boxes = tmp_path / "boxes.csv"  # no traffic light box anywhere: the built map has no such class
+    boxes.write_text("".join(line for line in (OID / "boxes.csv").read_text().splitlines(keepends=True)
+                             if "/m/015qff" not in line))
+    result = _convert(tmp_path, boxes, OID / "class-descriptions-boxable.csv", "--image-labels", labels)
+    assert result.exit_code == 0, result.output
+    assert "image-level label(s) 'traffic light' not in the label map" in result.output
+    assert "warnings: 1" in result.output

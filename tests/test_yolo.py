@@ -154,3 +154,16 @@ def test_line_parser_raises_only_its_own_error(line):
     with contextlib.suppress(OdprepError):
         obj = _parse_line(line, 1, Path("a.txt"), ["cat", "dog", "light"], "a.jpg")
         assert obj.xmin <= obj.xmax and obj.ymin <= obj.ymax
+
+
+def test_a_run_with_no_object_anywhere_is_refused_unless_a_label_map_is_given(tmp_path):
+    """The images folder given as the labels: every image a negative, no class for a label map."""
+    out = tmp_path / "out"
+    result = run_cli("yolo2tfr", SAMPLE / "images", "--images-dir", SAMPLE / "images", "--names",
+                     YOLO / "classes.txt", "-o", out / "train.record")
+    assert_bad_input(result, "none of the 6 image(s) has an object", "--label-map")
+    assert not out.exists() or list(out.iterdir()) == []
+    (tmp_path / "map.pbtxt").write_text('item {\n  id: 1\n  name: "cat"\n}\n')
+    negatives = run_cli("yolo2tfr", SAMPLE / "images", "--images-dir", SAMPLE / "images", "--names",
+                        YOLO / "classes.txt", "-o", out / "train.record", "--label-map", tmp_path / "map.pbtxt")
+    assert negatives.exit_code == 0, negatives.output

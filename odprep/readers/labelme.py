@@ -1,10 +1,13 @@
 """LabelMe JSON (one file per image) to ImageRecords.
 
-``imagePath`` is resolved relative to the JSON (or looked up in --images-dir); when the
-image file is missing and ``imageData`` (base64) is present, those bytes are used.
-``rectangle`` gives a box; ``polygon`` its extent, and its mask with --include-masks.
-Shapes sharing a ``group_id`` form one object. ``circle``, ``line``, ``linestrip``,
-``point`` and ``mask`` shapes are not boxes: each is reported as skipped.
+As labelme reads its files: embedded ``imageData`` (base64) wins when present; otherwise
+``imagePath`` is resolved relative to the JSON, with Windows separators (or looked up by
+name in --images-dir). ``rectangle`` gives a box; ``polygon`` its extent, and its mask
+with --include-masks; ``circle`` (centre, then a point on the rim) its extent, centre ±
+radius, and its disc. Shapes with the same label and ``group_id`` form one object, as
+labelme2coco groups them. The ``__ignore__`` label marks a region to ignore: it becomes
+no object, and each one is counted. ``line``, ``linestrip``, ``point`` and ``mask``
+shapes are not boxes: each is reported as skipped.
 """
 
 from __future__ import annotations
@@ -13,14 +16,25 @@ import base64
 import binascii
 import json
 import math
+import os
 from pathlib import Path
 
 from odprep.errors import OdprepError
 from odprep.fileio import is_regular_file, list_files, read_text, require_dir
+from odprep.images import sniff_format
 from odprep.model import ImageRecord, ObjectAnnotation
-from odprep.readers.common import LazyRecords, OnInvalid, basename_any_os, build_all, raise_or_skip
+from odprep.readers.common import (
+    IMAGE_EXTENSIONS,
+    LazyRecords,
+    OnInvalid,
+    basename_any_os,
+    build_all,
+    raise_or_skip,
+)
 
-BOX_SHAPES = ("rectangle", "polygon")
+BOX_SHAPES = ("rectangle", "polygon", "circle")
+IGNORE = "__ignore__"  # labelme's label for a region to ignore
+CIRCLE_VERTICES = 64  # the disc's outline (a multiple of 4: its extent is exact)
 
 
 def _load(path: Path) -> dict:
@@ -62,6 +76,9 @@ def _objects(data: dict, path: Path, on_invalid: OnInvalid | None) -> tuple[list
         try:
             if not isinstance(label, str) or not label.strip():
                 raise OdprepError(path, "the shape has no label", "Give it a label", where)
+            if label.strip() == IGNORE:
+                notes.append(f"{path}: {where}: a region labelled {IGNORE} (to ignore); no object written")
+                continue
             if kind not in BOX_SHAPES:
                 notes.append(f"{path}: {where}: a {kind} is not a box or polygon; skipped")
                 continue
@@ -71,35 +88,43 @@ def _objects(data: dict, path: Path, on_invalid: OnInvalid | None) -> tuple[list
             if kind == "polygon" and len(points) < 3:
                 raise OdprepError(path, f"a polygon has {len(points)} points, fewer than 3", "Fix the shape",
                                   where)
+            if kind == "circle" and (len(points) != 2 or points[0] == points[1]):
+                raise OdprepError(path, "a circle needs its centre and a point on its rim (2 distinct "
+                                  "points)", "Fix the shape", where)
         except OdprepError as error:
             raise_or_skip(on_invalid, "skipped_object", error)
             continue
         group = shape.get("group_id")
-        key = ("group", group) if isinstance(group, int) and not isinstance(group, bool) else ("shape", number)
+        key = ("group", label.strip(), group) if isinstance(group, int) and not isinstance(group, bool) \
+            else ("shape", number)
         groups.setdefault(key, []).append((label.strip(), points, kind, where))
     objects = []
     for members in groups.values():
-        labels = {label for label, *_ in members}
         where = members[0][3] + (f" and {len(members) - 1} more of its group" if len(members) > 1 else "")
-        try:
-            if len(labels) > 1:
-                raise OdprepError(path, f"one group holds several labels: {sorted(labels)}",
-                                  "Give a group's shapes one label", where)
-            parts, xs, ys = [], [], []
-            for _, points, kind, _ in members:
-                if kind == "rectangle":
-                    (x0, y0), (x1, y1) = points
-                    points = [(min(x0, x1), min(y0, y1)), (max(x0, x1), min(y0, y1)),
-                              (max(x0, x1), max(y0, y1)), (min(x0, x1), max(y0, y1))]
-                parts.append([v for point in points for v in point])
-                xs += [p[0] for p in points]
-                ys += [p[1] for p in points]
-        except OdprepError as error:
-            raise_or_skip(on_invalid, "skipped_object", error)
-            continue
-        objects.append(ObjectAnnotation(label=labels.pop(), xmin=min(xs), ymin=min(ys), xmax=max(xs),
+        parts, xs, ys = [], [], []
+        for _, points, kind, _ in members:
+            points = _outline(points, kind)
+            parts.append([v for point in points for v in point])
+            xs += [p[0] for p in points]
+            ys += [p[1] for p in points]
+        objects.append(ObjectAnnotation(label=members[0][0], xmin=min(xs), ymin=min(ys), xmax=max(xs),
                                         ymax=max(ys), segmentation=parts, ref=where))
     return objects, notes
+
+
+def _outline(points: list[tuple[float, float]], kind: str) -> list[tuple[float, float]]:
+    """The polygon a shape covers: a rectangle's four corners, a circle's disc (its extent
+    is centre ± radius exactly), a polygon's own points."""
+    if kind == "rectangle":
+        (x0, y0), (x1, y1) = points
+        return [(min(x0, x1), min(y0, y1)), (max(x0, x1), min(y0, y1)), (max(x0, x1), max(y0, y1)),
+                (min(x0, x1), max(y0, y1))]
+    if kind == "circle":
+        (cx, cy), (px, py) = points
+        radius = math.hypot(px - cx, py - cy)
+        return [(cx + radius * math.cos(2 * math.pi * i / CIRCLE_VERTICES),
+                 cy + radius * math.sin(2 * math.pi * i / CIRCLE_VERTICES)) for i in range(CIRCLE_VERTICES)]
+    return points
 
 
 class LabelMeDataset:
@@ -137,19 +162,23 @@ class LabelMeDataset:
 
     def _image(self, data: dict, path: Path) -> tuple[Path, bytes | None]:
         written = data.get("imagePath") if isinstance(data.get("imagePath"), str) else ""
-        name = basename_any_os(written) or f"{path.stem}.jpg"
-        candidates = [path.parent / written.replace("\\\\", "/")] if written and "\\0" not in written else []
+        name = basename_any_os(written)
+        embedded = data.get("imageData")
+        if isinstance(embedded, str) and embedded:  # labelme itself reads imageData first
+            try:
+                image_data = base64.b64decode(embedded, validate=True)
+            except (binascii.Error, ValueError):
+                raise OdprepError(path, "imageData is not valid base64", "Fix or remove imageData") from None
+            if os.path.splitext(name)[1].lower() not in IMAGE_EXTENSIONS:  # e.g. it names the JSON itself
+                name = f"{path.stem}.{'png' if sniff_format(image_data) == 'png' else 'jpg'}"
+            return Path(name), image_data
+        name = name or f"{path.stem}.jpg"
+        candidates = [path.parent / written.replace("\\", "/")] if written and "\0" not in written else []
         if self.images_dir is not None:
             candidates = [self.images_dir / name]  # confined to the folder given
         for candidate in candidates:
             if is_regular_file(candidate):
                 return candidate, None
-        embedded = data.get("imageData")
-        if isinstance(embedded, str) and embedded:
-            try:
-                return Path(name), base64.b64decode(embedded, validate=True)
-            except (binascii.Error, ValueError):
-                raise OdprepError(path, "imageData is not valid base64", "Fix or remove imageData") from None
         return candidates[0] if candidates else Path(name), None
 
     def class_names(self) -> list[str]:

@@ -1,17 +1,23 @@
-"""Regenerate sample_data/roboflow_yolo/, roboflow_coco/ and cvat_project/ from the sample set.
+"""Regenerate sample_data/roboflow_yolo/, roboflow_coco/, cvat_project/ and labelme_layouts/
+from the sample set.
 
 They are laid out as Roboflow writes its exports: YOLO with ``data.yaml`` saying
 ``train: ../train/images`` (resolved as Ultralytics does) and images renamed
 ``STEM_EXT.rf.HASH.EXT``; COCO with one ``_annotations.coco.json`` per split folder,
 image ids from 0, and category 0 holding the dataset's name with no annotation; a CVAT
 project export with images in ``images/<subset>/``, a ``subset`` on every ``<image>``, and
-one file name (cat_dog.jpg) in two subsets holding different pictures. Run from
+one file name (cat_dog.jpg) in two subsets holding different pictures; labelme's own
+layouts: ``tutorial/`` (imageData embedded, imagePath naming the JSON itself, as in
+labelme's examples/tutorial) and ``data_annotated/`` (JSON beside each JPEG, instances
+as (label, group_id), an ``__ignore__`` region and a point 0.385 px past the edge, as in
+examples/instance_segmentation). Run from
 the repo root after scripts/make_sample_data.py:
     python scripts/make_export_samples.py
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import shutil
@@ -127,7 +133,36 @@ def make_cvat_project() -> None:
                                      pretty_print=True)
 
 
+def _labelme(shapes: list[dict], image_path: str, size: tuple[int, int], data: bytes | None) -> str:
+    return json.dumps({"version": "5.4.1", "flags": {}, "shapes": shapes, "imagePath": image_path,
+                       "imageData": base64.b64encode(data).decode() if data else None,
+                       "imageHeight": size[1], "imageWidth": size[0]}, indent=2)
+
+
+def _shape(label: str, points: list, kind: str = "polygon", group: int | None = None) -> dict:
+    return {"label": label, "points": points, "group_id": group, "description": "", "shape_type": kind,
+            "flags": {}, "mask": None}
+
+
+def make_labelme_layouts() -> None:
+    out = ROOT / "labelme_layouts"
+    shutil.rmtree(out, ignore_errors=True)
+    (out / "tutorial").mkdir(parents=True)
+    (out / "data_annotated").mkdir(parents=True)
+    street = (ROOT / "images" / "street.png").read_bytes()
+    (out / "tutorial" / "street_obj.json").write_text(_labelme(
+        [_shape("traffic light", [[10.5, 4], [22.5, 30]], "rectangle"),
+         _shape("dog", [[30, 20], [78, 20], [78, 58], [30, 58]])], "street_obj.json", (80, 60), street))
+    shutil.copy(ROOT / "images" / "cat_dog.jpg", out / "data_annotated" / "cat_dog.jpg")
+    (out / "data_annotated" / "cat_dog.json").write_text(_labelme(
+        [_shape("cat", [[8, 10], [24, 10], [24, 50], [8, 50]], group=1),  # one cat in two parts
+         _shape("cat", [[24, 10], [40, 10], [40, 50], [24, 50]], group=1),
+         _shape("dog", [[50, 5], [96.385, 5], [90, 60], [50, 60]], group=1),  # 0.385 px past the edge
+         _shape("__ignore__", [[0, 55], [10, 55], [10, 63], [0, 63]])], "cat_dog.jpg", (96, 64), None))
+
+
 if __name__ == "__main__":
     make_yolo()
     make_coco()
     make_cvat_project()
+    make_labelme_layouts()

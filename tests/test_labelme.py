@@ -144,3 +144,15 @@ def test_an_overshoot_within_a_pixel_is_rounding(tf, tmp_path):
     out, result = _convert(tmp_path, folder)
     assert "boxes clamped (within rounding): 1" in result.output
     assert parse_with_od_api_spec(tf, [out])[0]["image/object/bbox/xmax"][0] == 1.0
+
+
+LAYOUTS = SAMPLE / "labelme_layouts"
+
+
+@pytest.mark.parametrize("layout, image", [("tutorial", "street.png"), ("data_annotated", "cat_dog.jpg")])
+def test_labelmes_own_layouts_give_the_sample_truth(tf, tmp_path, layout, image):
+    out, _ = _convert(tmp_path, LAYOUTS / layout, "--include-masks")
+    rows = parse_with_od_api_spec(tf, [out], masks=True)
+    assert [r["image/encoded"] for r in rows] == [(SAMPLE / "images" / image).read_bytes()]
+    rows[0]["image/filename"] = image.encode()  # the tutorial's name comes from its JSON
+    assert_matches_truth(rows, expect_labels=False, images=[image])

@@ -157,8 +157,11 @@ def make_labelme_layouts() -> None:
     (out / "data_annotated" / "cat_dog.json").write_text(_labelme(
         [_shape("cat", [[8, 10], [24, 10], [24, 50], [8, 50]], group=1),  # one cat in two parts
          _shape("cat", [[24, 10], [40, 10], [40, 50], [24, 50]], group=1),
-         _shape("dog", [[50, 5], [96.385, 5], [90, 60], [50, 60]], group=1),  # 0.385 px past the edge
+         _shape("dog", [[50, 5], [90, 5], [90, 60], [50, 60]], group=1),  # a group id per label
          _shape("__ignore__", [[0, 55], [10, 55], [10, 63], [0, 63]])], "cat_dog.jpg", (96, 64), None))
+    shutil.copy(ROOT / "images" / "gray.jpg", out / "data_annotated" / "gray.jpg")
+    (out / "data_annotated" / "gray.json").write_text(_labelme(  # a point 0.385 px past the edge
+        [_shape("cat", [[0, 0], [64.385, 0], [64, 48], [0, 48]])], "gray.jpg", (64, 48), None))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from odprep import storage
 from odprep.errors import OdprepError, printable, printable_lines
 from odprep.extras import DISTRIBUTION, install_hint
 from odprep.locations import Location
-from odprep.termination import end_like_ctrl_c, exit_code, restore
+from odprep.termination import end_like_ctrl_c, exit_code, interrupted_message, restore
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -45,7 +45,7 @@ def library_errors(command):
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except KeyboardInterrupt as interrupt:
-            echo("interrupted: no output was written", err=True)
+            echo(interrupted_message(), err=True)
             sys.exit(exit_code(interrupt))
         except OSError as exc:  # a file operation no library path mapped; still one line
             from odprep.fileio import os_error
@@ -95,7 +95,7 @@ class OneLineErrors(click.Group):
         try:
             super().main(args, prog_name or "odprep", standalone_mode=False, **extra)
         except KeyboardInterrupt as interrupt:
-            echo("interrupted: no output was written", err=True)
+            echo(interrupted_message(), err=True)
             sys.exit(exit_code(interrupt))
         except OdprepError as error:
             echo(f"Error: {error.message}", err=True)
@@ -111,7 +111,7 @@ class OneLineErrors(click.Group):
             echo(f"Error: {error.format_message()}", err=True)
             sys.exit(error.exit_code)
         except click.Abort:
-            echo("interrupted: no output was written", err=True)
+            echo(interrupted_message(), err=True)
             sys.exit(130)
         except click.exceptions.Exit as done:
             sys.exit(done.exit_code)

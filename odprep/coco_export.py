@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import io
 import json
+import math
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -24,6 +26,13 @@ from odprep.proto import values_of
 from odprep.tfrecord import read_image_examples
 
 ID_MODES = ("auto", "source", "regenerated", "sequential")
+_NUMERIC_ID = re.compile(r"-?[0-9]{1,18}")  # ASCII digits that fit an int64 ('²' is a digit to str.isdigit)
+
+
+def numeric_id(source: str) -> int | None:
+    """The image id a numeric image/source_id gives, or None when it is not one."""
+    text = source.strip()
+    return int(text) if _NUMERIC_ID.fullmatch(text) else None
 REGENERATED_BUCKETS = 2**22 - 1  # official.vision: "22 bits since float32 has only 23 mantissa bits"
 
 
@@ -61,17 +70,17 @@ def records_to_coco(paths: Iterable[Path | str], label_map: LabelMap | None = No
         raise OdprepError(", ".join(map(str, paths)), "no records", "Check the paths")
     mode = image_ids
     if mode == "auto":
-        mode = "source" if all(e["source"].strip().lstrip("-").isdigit() for e in entries) else "regenerated"
+        mode = "source" if all(numeric_id(e["source"]) is not None for e in entries) else "regenerated"
     coco: dict = {"info": {"description": "written by odprep tfr2coco", "image_id_rule": mode},
                   "images": [], "annotations": [], "categories": []}
     seen: dict[int, str] = {}
     next_annotation = 1
     for number, entry in enumerate(entries, start=1):
         if mode == "source":
-            if not entry["source"].strip().lstrip("-").isdigit():
-                raise OdprepError(entry["where"], f"image/source_id {entry['source']!r} is not a number",
-                                  "Use --image-ids regenerated (or sequential)")
-            image_id = int(entry["source"])
+            image_id = numeric_id(entry["source"])
+            if image_id is None:
+                raise OdprepError(entry["where"], f"image/source_id {entry['source'][:40]!r} is not a number "
+                                  "(ASCII digits, at most 18)", "Use --image-ids regenerated (or sequential)")
         elif mode == "regenerated":
             image_id = regenerated_id(entry["encoded"])
         else:
@@ -118,6 +127,9 @@ def _entry(feature, where: str, label_map: LabelMap | None, categories: dict[int
     annotations = []
     for i in range(count):
         xmin, xmax, ymin, ymax = (b[i] for b in boxes)
+        if not all(math.isfinite(v) for v in (xmin, xmax, ymin, ymax)):
+            raise OdprepError(where, f"object {i + 1}: its box holds NaN or infinity, which JSON cannot carry",
+                              "Run odprep validate on the file, and fix the records")
         category = _category(labels[i] if labels else None, texts[i] if texts else None, label_map, where,
                              categories)
         annotation: dict = {
@@ -131,6 +143,9 @@ def _entry(feature, where: str, label_map: LabelMap | None, categories: dict[int
             annotation["segmentation"], mask_area = _mask_rle(masks[i], where)
             area = mask_area if area is None else area
         annotation["area"] = float(area) if area is not None else annotation["bbox"][2] * annotation["bbox"][3]
+        if not math.isfinite(annotation["area"]):
+            raise OdprepError(where, f"object {i + 1}: its area is {annotation['area']}, which JSON cannot carry",
+                              "Run odprep validate on the file, and fix the records")
         annotations.append(annotation)
     file_name = (values_of(feature, keys.IMAGE_FILENAME) or [b""])[0].decode("utf-8", "replace")
     source = (values_of(feature, keys.IMAGE_SOURCE_ID) or [b""])[0].decode("utf-8", "replace")
@@ -160,6 +175,6 @@ def write_coco(paths: Iterable[Path | str], output: Path | str, label_map: Label
                image_ids: str = "auto") -> tuple[dict, str]:
     coco, mode = records_to_coco(paths, label_map, image_ids)
     out = io.StringIO()
-    json.dump(coco, out)
+    json.dump(coco, out, allow_nan=False)  # strict JSON, always
     write_text_atomic(output, out.getvalue())
     return coco, mode

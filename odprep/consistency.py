@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from odprep import images, keys, proto, storage
+from odprep.coco_export import numeric_id
 from odprep.errors import OdprepError
 from odprep.fileio import read_text
 from odprep.findings import Report
@@ -157,7 +158,7 @@ def _check_example(example, path: Path, index: int, label_map: LabelMap | None, 
     labels = list(feature[keys.CLASS_LABEL].int64_list.value) if keys.CLASS_LABEL in feature else []
     facts.max_label = max([facts.max_label, *labels])
     source_id = _first_bytes(feature, keys.IMAGE_SOURCE_ID)
-    if not source_id.strip().lstrip("-").isdigit():
+    if numeric_id(source_id) is None:
         facts.text_source_ids += 1
         facts.first_text_source_id = facts.first_text_source_id or source_id
     if keys.SEG_CLASS_ENCODED in feature and feature[keys.SEG_CLASS_ENCODED].bytes_list.value:
@@ -370,7 +371,7 @@ def source_ids_are_numeric(patterns, sample: int = 50) -> bool | None:
                     if example is None:
                         continue
                     value = _first_bytes(example.features.feature, keys.IMAGE_SOURCE_ID)
-                    if not value.strip().lstrip("-").isdigit():
+                    if numeric_id(value) is None:
                         return False
                     seen += 1
                     if seen >= sample:

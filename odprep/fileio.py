@@ -22,7 +22,7 @@ from typing import IO
 
 from odprep.errors import OdprepError
 from odprep.termination import check as check_signals
-from odprep.termination import held
+from odprep.termination import held, mark_committed
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -233,13 +233,35 @@ def _check_target(target: Path) -> None:
         pass
 
 
+_made_for: dict[str, list[Path]] = {}  # temporary file -> the folders made for it (removed with it)
+_NAME_BYTES = 255
+
+
+def _temp_prefix(name: str) -> str:
+    """``.NAME.`` cut so that the temporary name (prefix, 8 random characters and the
+    suffix) fits the 255 bytes a file name may have: a legal long name stays legal."""
+    room = _NAME_BYTES - len(TEMP_SUFFIX) - 8 - 2 - len(".old")
+    encoded = name.encode("utf-8", "surrogateescape")[:room]
+    return "." + encoded.decode("utf-8", "ignore") + "."
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    missing = []
+    while not os.path.lexists(folder) and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing  # deepest first
+
+
 def temp_path_for(target: Path | str, mode: int | None = None) -> Path:
-    """A fresh hidden temporary path in the target's directory (same filesystem)."""
+    """A fresh hidden temporary path in the target's directory (same filesystem). Folders
+    made for it are removed again if it is discarded (``remove_quietly``)."""
     target = Path(target)
     _check_target(target)
     try:
+        made = _missing_folders(target.parent)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TEMP_SUFFIX, dir=target.parent)
+        fd, name = tempfile.mkstemp(prefix=_temp_prefix(target.name), suffix=TEMP_SUFFIX, dir=target.parent)
     except ValueError:
         raise OdprepError(repr(str(target)), "the output path holds a NUL byte", "Fix the name") from None
     except OSError as exc:
@@ -247,14 +269,22 @@ def temp_path_for(target: Path | str, mode: int | None = None) -> Path:
     if hasattr(os, "fchmod"):
         os.fchmod(fd, mode if mode is not None else 0o666 & ~_UMASK)  # mkstemp's 0600 would stay
     os.close(fd)
+    if made:
+        _made_for[name] = made
     return Path(name)
 
 
 def remove_quietly(paths: Iterable[Path | str]) -> None:
+    """Remove temporary files, and the folders made for them once they are empty."""
+    folders: set[Path] = set()
     with held():
         for path in paths:
             with contextlib.suppress(OSError):
                 os.unlink(path)
+            folders.update(_made_for.pop(str(path), ()))
+        for folder in sorted(folders, key=lambda f: len(f.parts), reverse=True):  # deepest first
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)  # only if empty: another file may live there now
 
 
 def _same_bytes(a: Path, b: Path) -> bool:
@@ -277,6 +307,7 @@ def commit(pending: list[tuple[Path, Path]], exclusive: Iterable[Path] = ()) -> 
         pending[:] = [pair for pair in pending if pair not in remote]
         storage.commit(remote)
     exclusive = {Path(p) for p in exclusive}
+    staged = any(storage.is_url(storage.url_for(target)) for _, target in pending)  # published later
     for _, target in pending:
         _check_target(target)
     check_signals()  # a swallowed interrupt must never be followed by a commit
@@ -321,6 +352,10 @@ def commit(pending: list[tuple[Path, Path]], exclusive: Iterable[Path] = ()) -> 
         for backup, _ in backups:
             with contextlib.suppress(OSError):
                 os.unlink(backup)
+        if not staged:
+            mark_committed()
+    for temp, _ in pending:
+        _made_for.pop(str(temp), None)  # the folders hold the output now
     pending.clear()
 
 

@@ -38,7 +38,7 @@ from pathlib import Path
 from odprep.errors import OdprepError
 from odprep.extras import install_hint
 from odprep.fileio import below
-from odprep.termination import held
+from odprep.termination import held, mark_committed
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 FETCH_BATCH = 64
@@ -336,6 +336,8 @@ class Session:
                 if isinstance(error, Exception):
                     raise _storage_error(output.url, error, "write here") from None
                 raise
+        if self.outputs:
+            mark_committed()
 
     def translate(self, text: str) -> str:
         for local, url in self.names.items():

@@ -40,7 +40,21 @@ def end_like_ctrl_c() -> dict:
     """Make SIGINT, SIGTERM and SIGHUP raise in the main thread (held off while a ``held``
     block runs). Returns the previous handlers, for ``restore``."""
     _held["received"] = None
+    _held["committed"] = False
     return {sig: signal.signal(sig, _on_signal) for sig in _SIGNALS}
+
+
+def mark_committed() -> None:
+    """The command's output is in place (called when the last commit is done): a signal
+    from here on must not be reported as if nothing had been written."""
+    _held["committed"] = True
+
+
+def interrupted_message() -> str:
+    """What a signal leaves, said truthfully."""
+    if _held.get("committed"):
+        return "interrupted after the output was written: it is complete and in place"
+    return "interrupted: no output was written"
 
 
 def check() -> None:

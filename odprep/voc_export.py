@@ -9,7 +9,7 @@ from lxml import etree
 
 from odprep import images, keys
 from odprep.errors import OdprepError
-from odprep.fileio import commit, discard, stage_text, temp_path_for
+from odprep.fileio import below, commit, discard, stage_text, temp_path_for
 from odprep.proto import values_of
 from odprep.tfrecord import read_image_examples
 
@@ -37,6 +37,7 @@ def write_voc(paths: Iterable[Path | str], output: Path | str) -> int:
     output = Path(output)
     pending: list[tuple[Path, Path]] = []
     names: dict[str, str] = {}
+    stems: dict[str, str] = {}  # Annotations/<stem>.xml -> the image that has it
     try:
         for where, feature in read_image_examples(paths):
             encoded = feature[keys.IMAGE_ENCODED].bytes_list.value[0]
@@ -54,6 +55,12 @@ def write_voc(paths: Iterable[Path | str], output: Path | str) -> int:
                 raise OdprepError(where, f"image/filename {filename!r} is also {names[filename]}",
                                   "Give every image its own file name")
             names[filename] = where
+            stem = Path(filename).stem
+            if stem in stems:
+                raise OdprepError(where, f"image/filename {filename!r} and {stems[stem]!r} would share "
+                                  f"Annotations/{stem}.xml, and one image's objects would be lost",
+                                  "Give the images names that differ before the extension")
+            stems[stem] = filename
             texts = [t.decode("utf-8", "replace") for t in values_of(feature, keys.CLASS_TEXT)]
             labels = [str(v) for v in values_of(feature, keys.CLASS_LABEL)]
             xmin, xmax, ymin, ymax = (values_of(feature, k) for k in keys.BBOX_KEYS)
@@ -68,13 +75,18 @@ def write_voc(paths: Iterable[Path | str], output: Path | str) -> int:
                         "difficult": flags[keys.DIFFICULT][i] if i < len(flags[keys.DIFFICULT]) else 0,
                         "xmin": xmin[i] * width, "ymin": ymin[i] * height, "xmax": xmax[i] * width,
                         "ymax": ymax[i] * height} for i in range(count)]
-            image_target = output / "JPEGImages" / filename
+            image_target = below(output / "JPEGImages", filename, "image file", where)
             temp = temp_path_for(image_target)
             pending.append((temp, image_target))
             temp.write_bytes(encoded)
             depth = {"L": 1, "1": 1, "P": 3, "RGBA": 4, "LA": 2}.get(mode, 3)
-            xml = _xml(filename, width, height, depth, objects)
-            pending.append(stage_text(output / "Annotations" / f"{Path(filename).stem}.xml", xml))
+            try:
+                xml = _xml(filename, width, height, depth, objects)
+            except ValueError:  # lxml: a control character or NUL, which XML 1.0 cannot hold
+                raise OdprepError(where, "a class or file name holds a control character, which XML "
+                                  "cannot carry", "Fix the name in the records (odprep inspect shows them)") \
+                    from None
+            pending.append(stage_text(below(output / "Annotations", f"{stem}.xml", "annotation", where), xml))
         if not names:
             raise OdprepError(", ".join(map(str, paths)), "no records", "Check the paths")
         commit(pending)

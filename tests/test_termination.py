@@ -88,8 +88,41 @@ def test_a_signal_at_any_moment_leaves_nothing_behind(big_voc, tmp_path, signum,
         return
     # 128 + signum is what a shell shows for a process killed by the signal (-signum) too.
     assert process.returncode in (128 + signum, -signum), stderr
-    assert left == [], left
-    assert b"Traceback" not in stderr and stderr.decode().strip() == "interrupted: no output was written"
+    assert b"Traceback" not in stderr
+    if left:  # the signal came during or after the renames: all is there, and it says so
+        assert left == ["label_map.pbtxt", *(f"train.record-0000{i}-of-00003" for i in range(3))]
+        assert stderr.decode().strip() == "interrupted after the output was written: it is complete and in place"
+    else:
+        assert stderr.decode().strip() == "interrupted: no output was written"
+
+
+def test_a_signal_during_the_renames_is_reported_as_what_it_left(tmp_path, monkeypatch):
+    """A real SIGINT to this process while commit renames: the renames finish, and the
+    interrupt that follows says the output is in place."""
+    from odprep import fileio
+    from odprep.termination import end_like_ctrl_c, interrupted_message, restore
+
+    pending = []
+    for name in ("a.record", "label_map.pbtxt"):
+        temp = fileio.temp_path_for(tmp_path / name)
+        temp.write_text(name)
+        pending.append((temp, tmp_path / name))
+    real_replace = os.replace
+
+    def replace_and_signal(source, target):
+        real_replace(source, target)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(fileio.os, "replace", replace_and_signal)
+    previous = end_like_ctrl_c()
+    try:
+        assert interrupted_message() == "interrupted: no output was written"
+        with pytest.raises(KeyboardInterrupt):
+            fileio.commit(pending)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["a.record", "label_map.pbtxt"]
+        assert interrupted_message() == "interrupted after the output was written: it is complete and in place"
+    finally:
+        restore(previous)
 
 
 def test_workers_die_with_a_killed_parent(big_voc, tmp_path):

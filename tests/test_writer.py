@@ -39,7 +39,7 @@ def test_ctrl_c_leaves_no_output_and_no_temporary_files(tmp_path, workers):
     with pytest.raises(KeyboardInterrupt):
         write_records(interrupted(records * 20, after=70), out, label_map, num_shards=3,
                       workers=workers)
-    assert list((tmp_path / "out").iterdir()) == []
+    assert not (tmp_path / "out").exists()  # the folder odprep made for the output goes too
 
 
 def test_tf_dataset_decodes_masks(tmp_path):

@@ -90,19 +90,15 @@ class LabelMap:
 
     @classmethod
     def parse(cls, text: str, source: str = "") -> LabelMap:
-        root = prototext.parse(text, source)
-
         def fail(offset: int, problem: str, fix: str) -> OdprepError:
             line, _ = prototext.line_col(text, offset)
             return OdprepError(source, f"line {line}: {problem}", fix)
 
         not_a_map = "Label maps hold only 'item { name: ... id: ... }' blocks"
-        if not root.fields:
-            raise OdprepError(source, "no 'item' blocks: this is not a label map", not_a_map)
         items: list[LabelMapItem] = []
-        seen_ids: dict[int, int] = {}
+        seen_ids: dict[int, int] = {}  # id -> offset of its first item
         seen_names: dict[str, int] = {}
-        for fld in root.fields:
+        for fld in prototext.iter_top_level(text, source):  # one item at a time: linear, flat
             if fld.name != "item" or not isinstance(fld.value, prototext.Message):
                 raise fail(fld.start, f"unexpected top-level field {prototext.shown(fld.name)}: this is "
                            "not a label map", not_a_map)
@@ -130,14 +126,18 @@ class LabelMap:
                 raise fail(id_field.start, f"id {item_id} ({name!r}) is reserved for background",
                            "Number classes from 1")
             if item_id in seen_ids:
-                raise fail(id_field.start, f"duplicate id {item_id} (first on line {seen_ids[item_id]})",
+                raise fail(id_field.start, f"duplicate id {item_id} (first on line "
+                           f"{prototext.line_col(text, seen_ids[item_id])[0]})",
                            "Give every class its own id")
             if name in seen_names:
-                raise fail(fld.start, f"duplicate name {name!r} (first on line {seen_names[name]})",
+                raise fail(fld.start, f"duplicate name {name!r} (first on line "
+                           f"{prototext.line_col(text, seen_names[name])[0]})",
                            "List every class once")
-            seen_ids[item_id] = prototext.line_col(text, id_field.start)[0]
-            seen_names[name] = prototext.line_col(text, fld.start)[0]
+            seen_ids[item_id] = id_field.start
+            seen_names[name] = fld.start
             items.append(LabelMapItem(item_id, name, names.get("display_name"), _keypoints(block, fail)))
+        if not items:
+            raise OdprepError(source, "no 'item' blocks: this is not a label map", not_a_map)
         return cls(items, source)
 
     # --- queries ------------------------------------------------------------------------------

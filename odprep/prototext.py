@@ -6,7 +6,11 @@ edits the original text at the offsets it records, so nothing else moves.
 
 from __future__ import annotations
 
+import array
+import bisect
+import functools
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from odprep.errors import OdprepError
@@ -91,11 +95,18 @@ class Message:
         return found.value.text
 
 
+@functools.lru_cache(maxsize=4)
+def _line_starts(text: str) -> array.array:
+    """The offset at which each line starts, found once per text (a str caches its hash,
+    so each later lookup costs a bisection, not a scan from the start)."""
+    return array.array("q", [0, *(match.end() for match in re.finditer("\n", text))])
+
+
 def line_col(text: str, offset: int) -> tuple[int, int]:
     """1-based line and column of an offset."""
-    line = text.count("\n", 0, offset) + 1
-    col = offset - (text.rfind("\n", 0, offset) + 1) + 1
-    return line, col
+    starts = _line_starts(text)
+    line = bisect.bisect_right(starts, offset)
+    return line, offset - starts[line - 1] + 1
 
 
 def unescape(quoted: str) -> str:
@@ -144,45 +155,52 @@ def quote(value: str, quote_char: str = '"') -> str:
 
 def tokenize(text: str, source: str = "") -> list[Token]:
     """Split text format into tokens; comments and white space are dropped."""
-    tokens: list[Token] = []
+    return list(iter_tokens(text, source))
+
+
+def iter_tokens(text: str, source: str = "") -> Iterator[Token]:
+    """The tokens of text format, one at a time (a big label map is never held as tokens)."""
     pos = 0
-    while pos < len(text):
-        match = _TOKEN.match(text, pos)
-        if match is None:
-            line, col = line_col(text, pos)
-            char = text[pos]
-            if char in _CURLY_QUOTES:
-                raise OdprepError(source, f"line {line}:{col}: curly quote {char!r}",
-                                  "Replace it with a straight quote (\" or ')")
-            if char in "\"'":
-                raise OdprepError(source, f"line {line}:{col}: unterminated string",
-                                  "Close the quote on the same line")
-            raise OdprepError(source, f"line {line}:{col}: unexpected character {char!r}",
-                              "This is not protobuf text format")
+    for match in _TOKEN.finditer(text):  # one scan; a gap between matches is a stray character
+        if match.start() != pos:
+            break
         kind = match.lastgroup
-        if kind not in ("ws", "comment"):
-            tokens.append(Token(kind, match.group(0), match.start(), match.end()))
+        if kind != "ws" and kind != "comment":
+            yield Token(kind, match.group(), pos, match.end())
         pos = match.end()
-    return tokens
+    if pos < len(text):
+        line, col = line_col(text, pos)
+        char = text[pos]
+        if char in _CURLY_QUOTES:
+            raise OdprepError(source, f"line {line}:{col}: curly quote {char!r}",
+                              "Replace it with a straight quote (\" or ')")
+        if char in "\"'":
+            raise OdprepError(source, f"line {line}:{col}: unterminated string",
+                              "Close the quote on the same line")
+        raise OdprepError(source, f"line {line}:{col}: unexpected character {char!r}",
+                          "This is not protobuf text format")
 
 
 class _Parser:
     def __init__(self, text: str, source: str) -> None:
         self.text = text
         self.source = source
-        self.tokens = tokenize(text, source)
-        self.i = 0
+        self.tokens = iter_tokens(text, source)
+        self.ahead: Token | None = next(self.tokens, None)
+        self.last: Token | None = None
 
     def error(self, offset: int, problem: str, fix: str = "") -> OdprepError:
         line, col = line_col(self.text, offset)
         return OdprepError(self.source, f"line {line}:{col}: {problem}", fix)
 
     def peek(self) -> Token | None:
-        return self.tokens[self.i] if self.i < len(self.tokens) else None
+        return self.ahead
 
     def take(self) -> Token:
-        tok = self.tokens[self.i]
-        self.i += 1
+        tok = self.ahead
+        if tok is None:
+            raise self.error(len(self.text), "the text ends too early")
+        self.last, self.ahead = tok, next(self.tokens, None)
         return tok
 
     def parse_message(self, closing: str | None, open_at: int, depth: int = 0) -> Message:
@@ -248,7 +266,7 @@ class _Parser:
         while True:
             tok = self.peek()
             if tok is None:
-                raise self.error(self.tokens[self.i - 1].start, "list is never closed", "Add ']'")
+                raise self.error(self.last.start if self.last else 0, "list is never closed", "Add ']'")
             if tok.kind == "punct" and tok.text == "]":
                 self.take()
                 return items, tok.end
@@ -271,6 +289,14 @@ class _Parser:
         if tok.kind in ("number", "ident"):
             return Scalar(tok, tok.start, tok.end, tok.text)
         raise self.error(tok.start, f"expected a value, found {shown(tok.text)}")
+
+
+def iter_top_level(text: str, source: str = "") -> Iterator[Field]:
+    """The top-level fields, each parsed when it is reached and not kept: a label map of a
+    million items is read in the memory of its items, not of its syntax tree."""
+    parser = _Parser(text, source)
+    while parser.peek() is not None:
+        yield parser.parse_field()
 
 
 def parse(text: str, source: str = "") -> Message:

@@ -326,15 +326,27 @@ def make_labelmap(sources, output, order, merge_with, remap_ids):
                f"{min(i.id for i in built.items)}..{built.max_id})")
 
 
+def _utf8(ctx: click.Context, param: click.Parameter, value):
+    """A path written into a config must be text a config can hold: UTF-8."""
+    for item in value if isinstance(value, tuple) else (value,):
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise OdprepError(param.opts[-1], f"{printable(item)!r} is not valid UTF-8, which a config "
+                                  "cannot hold", "Rename the file (or its folder) to a UTF-8 name") from None
+    return value
+
+
 def _config_options(command):
     options = [
-        click.option("--train-input", "train_inputs", multiple=True,
+        click.option("--train-input", "train_inputs", multiple=True, callback=_utf8,
                      help="TFRecord path or glob for train_input_reader (repeatable; replaces the list)."),
-        click.option("--eval-input", "eval_inputs", multiple=True,
+        click.option("--eval-input", "eval_inputs", multiple=True, callback=_utf8,
                      help="TFRecord path or glob for eval_input_reader (repeatable; replaces the list)."),
         click.option("--eval-index", type=click.IntRange(0), default=None,
                      help="Patch only this eval_input_reader (0-based); default: all of them."),
-        click.option("--label-map", type=click.Path(dir_okay=False),
+        click.option("--label-map", type=click.Path(dir_okay=False), callback=_utf8,
                      help="label_map_path for every input reader; also sets num_classes."),
         click.option("--num-classes", type=click.IntRange(1), default=None,
                      help="num_classes (default: from the label map)."),
@@ -343,14 +355,14 @@ def _config_options(command):
                           "records carry image/object/mask)."),
         click.option("--batch-size", type=click.IntRange(1), default=None, help="train_config.batch_size"),
         click.option("--num-steps", type=click.IntRange(1), default=None, help="train_config.num_steps"),
-        click.option("--checkpoint", default=None, help="train_config.fine_tune_checkpoint"),
+        click.option("--checkpoint", default=None, callback=_utf8, help="train_config.fine_tune_checkpoint"),
         click.option("--checkpoint-type", default=None,
                      help="fine_tune_checkpoint_type (kept if present, else 'detection')."),
         click.option("--no-checkpoint", is_flag=True,
                      help="Remove fine_tune_checkpoint: train from scratch."),
         click.option("--eval-examples", type=click.IntRange(1), default=None,
                      help="eval_config.num_examples"),
-        click.option("--annotation-file", default=None,
+        click.option("--annotation-file", default=None, callback=_utf8,
                      help="Model Garden: task.annotation_file, the validation set's COCO JSON."),
     ]
     for option in reversed(options):

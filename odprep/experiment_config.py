@@ -15,6 +15,7 @@ from pathlib import Path
 
 from odprep.errors import OdprepError
 from odprep.pipeline_config import ConfigPatch
+from odprep.yamlsize import refuse_alias_bombs
 
 YAML_SUFFIXES = (".yaml", ".yml")
 DETECTION = ("retinanet", "maskrcnn")
@@ -61,13 +62,20 @@ def _yaml(text: str = ""):
 
 
 def _keep_anchors(node) -> None:
-    """ruamel drops anchors nothing refers to; keep every one the file wrote."""
-    anchor = getattr(node, "anchor", None)
-    if anchor is not None and getattr(anchor, "value", None):
-        anchor.always_dump = True
-    children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
-    for child in children:
-        _keep_anchors(child)
+    """ruamel drops anchors nothing refers to; keep every one the file wrote. Each node is
+    visited once, however many aliases refer to it."""
+    seen: set[int] = set()
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        anchor = getattr(current, "anchor", None)
+        if anchor is not None and getattr(anchor, "value", None):
+            anchor.always_dump = True
+        stack.extend(current.values() if isinstance(current, dict) else current if isinstance(current, list)
+                     else ())
 
 
 _KEY = re.compile(r"^( *)[^\s#-][^:#]*:(\s*(#.*)?)?$")  # a key that opens a block
@@ -111,6 +119,7 @@ def load(text: str, source: str = ""):
     except Exception as exc:  # noqa: BLE001 - ruamel raises TypeError etc. on odd keys
         raise OdprepError(source, f"not valid YAML ({type(exc).__name__}: {str(exc)[:100]})",
                           "Fix the file") from None
+    refuse_alias_bombs(document, source)
     if not isinstance(document, dict) or not isinstance(document.get("task"), dict):
         raise OdprepError(source, "not a Model Garden experiment (no 'task:' mapping)",
                           "Start from `odprep templates` or an official/vision config")
@@ -179,6 +188,12 @@ def patch_experiment(text: str, patch: ConfigPatch, source: str = "") -> str:
     kind = family(document["task"], source)
     allowed = set(COMMON_KEYS) | set(FAMILY_KEYS.get(kind or "", ()))
     changes: dict[str, object] = {}
+    for option, patterns in (("--train-input", patch.train_inputs), ("--eval-input", patch.eval_inputs)):
+        for pattern in patterns or ():
+            if "," in pattern:
+                raise OdprepError(option, f"{pattern!r} holds a comma, and Model Garden splits input_path "
+                                  "at commas (it would read two patterns)",
+                                  "Rename the file, or give each pattern as its own --train-input/--eval-input")
     if patch.train_inputs is not None:
         changes["task.train_data.input_path"] = _paths_value(
             _get(document, "task.train_data.input_path"), patch.train_inputs)
@@ -256,6 +271,17 @@ def _patterns(value) -> tuple[str, ...]:
     return ()
 
 
+def _text(value, key: str, path: object) -> str | None:
+    """A path-like setting: a string, or unset; anything else is named, not stringified."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        kind = "a list" if isinstance(value, list) else "a mapping" if isinstance(value, dict) \
+            else "a boolean" if isinstance(value, bool) else "a number"
+        raise OdprepError(path, f"{key} is {kind}, not a path", f"Write {key}: 'PATH' (or '')")
+    return value
+
+
 def _int(value) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
@@ -272,8 +298,8 @@ def read_experiment(path: Path | str, text: str) -> Experiment:
         _patterns(_get(document, "task.validation_data.input_path")),
         _get(document, "task.validation_data.decoder.simple_decoder.regenerate_source_id") is True,
         include is not False if kind == "maskrcnn" else False,
-        _get(document, "task.init_checkpoint") or None,
-        _get(document, "task.annotation_file") or None,
+        _text(_get(document, "task.init_checkpoint"), "task.init_checkpoint", path),
+        _text(_get(document, "task.annotation_file"), "task.annotation_file", path),
         isinstance(task, dict) and "annotation_file" in task,
         _int(_get(document, "task.train_data.global_batch_size")),
     )

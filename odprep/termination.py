@@ -66,8 +66,11 @@ def check() -> None:
 
 
 def restore(previous: dict) -> None:
+    """Put back the handlers ``end_like_ctrl_c`` replaced; the command is over, and so is
+    any signal it had noted."""
     for sig, handler in previous.items():
         signal.signal(sig, handler)
+    _held["received"] = _held["pending"] = None
 
 
 @contextlib.contextmanager

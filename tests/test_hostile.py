@@ -18,7 +18,7 @@ import pytest
 
 from odprep.tfrecord import frame
 
-from .conftest import SAMPLE
+from .conftest import REPO, SAMPLE
 from .helpers import VOC_TEMPLATE, assert_bad_input, leftovers, run_cli, voc_object
 
 
@@ -253,7 +253,7 @@ def test_unused_background_category_is_dropped_with_a_warning(tmp_path):
 
 
 @pytest.mark.parametrize("text, fragment", [
-    (b"\xff\xfe{not utf-8", "is not UTF-8"),
+    (b"\xff\xfe{not utf-8", "not UTF-8"),
     (b"[" * 100_000 + b"]" * 100_000, "not a COCO instances file"),
     (b'{"images": [], "categories": [], "annotations": [' + b"[" * 100_000 + b"]" * 100_001 + b"}",
      "nests too deeply"),
@@ -485,3 +485,57 @@ def test_preview_of_a_bomb_is_refused_and_writes_nothing(tmp_path):
     assert list((tmp_path / "preview").iterdir()) == []
     validation = run_cli("validate", tmp_path / "x.record")
     assert validation.exit_code == 1 and "image-too-large" in validation.output
+
+
+def _alias_bomb(levels: int = 11) -> str:
+    """About a kilobyte of anchors, each level ten aliases of the one before ("billion laughs")."""
+    names = [f"l{i}" for i in range(levels + 1)]
+    text = f"{names[0]}: &{names[0]} [x, x, x, x, x, x, x, x, x, x]\n"
+    for previous, name in zip(names, names[1:], strict=False):
+        text += f"{name}: &{name} [" + ", ".join([f"*{previous}"] * 10) + "]\n"
+    return text
+
+
+@pytest.mark.parametrize("command, body", [
+    ("check", "task:\n  model:\n    num_classes: *l11\n"),
+    ("patch-config", "task:\n  model:\n    num_classes: 3\n"),
+    ("yolo2tfr", "path: *l11\nnames: [a]\ntrain: images\n"),
+])
+def test_yaml_alias_bombs_are_refused_at_once(tmp_path, command, body):
+    name = "data.yaml" if command == "yolo2tfr" else "exp.yaml"
+    (tmp_path / name).write_text(_alias_bomb() + body)
+    args = {"check": [tmp_path / name], "patch-config": [tmp_path / name, "--num-classes", "3", "-o",
+                                                         tmp_path / "out.yaml"],
+            "yolo2tfr": [tmp_path / name, "-o", tmp_path / "{split}.record"]}[command]
+    done = subprocess.run([sys.executable, "-m", "odprep", command, *map(str, args)], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and "aliases expand to more than" in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+
+
+@pytest.mark.parametrize("value, fragment", [("[a, b]", "is a list, not a path"), ("5", "is a number, not a path")])
+def test_a_model_garden_path_of_the_wrong_type(tmp_path, value, fragment):
+    text = (REPO / "templates" / "retinanet_resnet18_fpn_256.yaml").read_text()
+    (tmp_path / "exp.yaml").write_text(text.replace("  init_checkpoint: ''", f"  init_checkpoint: {value}"))
+    assert_bad_input(run_cli("check", tmp_path / "exp.yaml"), "task.init_checkpoint", fragment)
+
+
+def test_config_paths_must_be_utf8_and_model_garden_patterns_comma_free(tmp_path):
+    pipeline = REPO / "templates" / "ssd_mobilenet_v2_fpnlite_320.config"
+    done = subprocess.run([sys.executable, "-m", "odprep", "patch-config", str(pipeline), "--train-input",
+                           os.fsdecode(b"caf\xe9.record"), "-o", str(tmp_path / "p.config")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "not valid UTF-8" in done.stderr
+    experiment = REPO / "templates" / "retinanet_resnet18_fpn_256.yaml"
+    assert_bad_input(run_cli("patch-config", experiment, "--train-input", "a.record,b.record", "-o",
+                             tmp_path / "e.yaml"), "holds a comma", "Model Garden splits input_path")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_coco_json_that_is_not_utf8(tmp_path):
+    data = json.dumps(coco()).replace("cat_dog.jpg", "caf\u00e9.jpg").encode("latin-1")
+    (tmp_path / "x.json").write_bytes(data)
+    assert_bad_input(run_cli("coco2tfr", tmp_path / "x.json", "--images-dir", SAMPLE / "images", "-o",
+                             tmp_path / "out" / "x.record"), "not UTF-8", "Save the file as UTF-8")
+    assert not (tmp_path / "out").exists()

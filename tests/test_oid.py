@@ -43,7 +43,11 @@ def test_descriptions_with_a_header_row(tmp_path):
     ("cat_dog,x,/m/nope,1,0.1,0.2,0.1,0.2,0,0,0,0\n", "not in the class descriptions"),
     ("cat_dog,x,/m/01yrx,1,0.1,1.5,0.1,0.2,0,0,0,0\n", "XMax 1.5 is outside [0, 1]"),
     ("cat_dog,x,/m/01yrx,1,0.1,abc,0.1,0.2,0,0,0,0\n", "XMax 'abc' is not a finite number"),
-    ("cat_dog,x,/m/01yrx,1,0.1,0.2,0.1,0.2,0,0,2,0\n", "IsGroupOf 2 is not -1, 0 or 1"),
+    ("cat_dog,x,/m/01yrx,1,0.1,0.2,0.1,0.2,nan,0,0,0\n", "IsOccluded is 'nan', not -1, 0 or 1"),
+    ("cat_dog,x,/m/01yrx,1,0.1,0.2,0.1,0.2,N/A,0,0,0\n", "IsOccluded is 'N/A', not -1, 0 or 1"),
+    ("cat_dog,x,/m/01yrx,1,0.1,0.2,0.1,0.2,NULL,0,0,0\n", "IsOccluded is 'NULL', not -1, 0 or 1"),
+    ("cat_dog,x,/m/01yrx,1,0.1,0.2,0.1,0.2,true,0,0,0\n", "IsOccluded is 'true', not -1, 0 or 1"),
+    ("cat_dog,x,/m/01yrx,1,0.1,0.2,0.1,0.2,0,0,2,0\n", "IsGroupOf is '2', not -1, 0 or 1"),
 ])
 def test_bad_rows_name_the_line(tmp_path, row, fragment):
     (tmp_path / "b.csv").write_text(HEADER + "cat_dog,x,/m/01yrx,1,0.1,0.2,0.1,0.2,0,0,0,0\n" + row)
@@ -105,3 +109,9 @@ def test_an_image_level_label_without_a_box_is_counted_not_dropped_silently(tmp_
     assert result.exit_code == 0, result.output
     assert "image-level label(s) 'traffic light' not in the label map" in result.output
     assert "warnings: 1" in result.output
+
+
+def test_a_mid_listed_twice_with_two_names_is_refused(tmp_path):
+    (tmp_path / "d.csv").write_text((OID / "class-descriptions-boxable.csv").read_text() + "/m/01yrx,kitten\n")
+    assert_bad_input(_convert(tmp_path, OID / "boxes.csv", tmp_path / "d.csv"),
+                     "/m/01yrx is listed twice, as 'cat' and as 'kitten'")

@@ -8,6 +8,7 @@ category-id order), consistently in the records and the label map.
 
 from __future__ import annotations
 
+import codecs
 import functools
 import math
 import re
@@ -221,8 +222,25 @@ def _id_array(values: list, what: str, path: Path) -> np.ndarray:
     return ids
 
 
+def _require_utf8(data: bytes, path: Path) -> None:
+    """JSON is UTF-8; msgspec checks the text of a value only when it decodes it, which for
+    an image entry happens in a worker mid-run. Checked once here, in 16 MiB steps."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    step = 16 << 20
+    view = memoryview(data)
+    for start in range(0, len(data), step):
+        try:
+            decoder.decode(view[start:start + step], final=start + step >= len(data))
+        except UnicodeDecodeError as error:
+            offset = start + error.start
+            line = data.count(b"\n", 0, offset) + 1
+            raise OdprepError(path, f"line {line}: not UTF-8 text (byte {offset}: "
+                              f"{bytes(data[offset:offset + 1])!r})", "Save the file as UTF-8") from None
+
+
 def _load(path: Path) -> CocoFile:
     data = read_bytes(path, "COCO JSON")
+    _require_utf8(data, path)
     try:
         top = _TOP.decode(data)
     except msgspec.ValidationError:

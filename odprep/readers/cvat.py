@@ -171,7 +171,7 @@ def read_cvat(xml_path: Path | str, images_dir: Path | str, on_invalid: OnInvali
                 while element.getprevious() is not None:
                     del element.getparent()[0]
     except etree.XMLSyntaxError as exc:
-        raise OdprepError(path, f"malformed XML ({exc.msg or 'unknown error'}, line {exc.lineno})",
+        raise OdprepError(path, f"malformed XML ({' '.join((exc.msg or 'unknown error').split())}, line {exc.lineno})",
                           "Fix the file") from None
     if not records and on_invalid is None:
         raise OdprepError(path, "no <image> elements", "Export as 'CVAT for images 1.1' (not video)")

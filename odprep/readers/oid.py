@@ -71,7 +71,11 @@ def read_class_descriptions(path: Path | str) -> dict[str, str]:
     pairs = [(row[0].strip(), row[1].strip()) for row in rows if row]
     if pairs and pairs[0] == ("LabelName", "DisplayName"):
         pairs = pairs[1:]
-    names = dict(pairs)
+    names: dict[str, str] = {}
+    for mid, name in pairs:
+        if names.setdefault(mid, name) != name:
+            raise OdprepError(path, f"{mid} is listed twice, as {names[mid]!r} and as {name!r}",
+                              "Keep one display name per MID")
     if not names or any(not mid or not name or name == "nan" for mid, name in pairs):
         raise OdprepError(path, "a row has no MID or no display name", "Fix the descriptions CSV")
     return names
@@ -84,7 +88,8 @@ class OpenImagesDataset:
                  image_labels: Path | str | None = None, allow_outside: bool = False) -> None:
         self.path = Path(boxes_csv)
         self.index = ImageIndex(images_dir, allow_outside)
-        table = _read(self.path, "box CSV", strings=("ImageID", "LabelName"), wanted=(*BOX_COLUMNS, *FLAGS))
+        table = _read(self.path, "box CSV", strings=("ImageID", "LabelName", *FLAGS),
+                      wanted=(*BOX_COLUMNS, *FLAGS))
         missing = [c for c in BOX_COLUMNS if c not in table.columns]
         if missing:
             raise OdprepError(self.path, f"no {', '.join(missing)} column(s) (columns: "
@@ -109,12 +114,7 @@ class OpenImagesDataset:
         self.flags = {}
         for column, name in FLAGS.items():
             if column in table.columns:
-                values = _numbers(table[column], column, self.path, default=0)
-                bad = np.flatnonzero(~np.isin(values, (-1, 0, 1)))
-                if bad.size:
-                    raise OdprepError(self.path, f"{column} {values[bad[0]]:g} is not -1, 0 or 1", "Fix the row",
-                                      f"line {bad[0] + 2}")
-                self.flags[name] = values.astype(np.int8)
+                self.flags[name] = _flag(table[column], column, self.path)
         self.rows = np.argsort(images, kind="stable")
         self.starts = np.concatenate([[0], np.cumsum(np.bincount(images, minlength=len(self.image_ids)))])
         self.first_line = np.full(len(self.image_ids), 0, dtype=np.int64)
@@ -177,12 +177,28 @@ def _factorize(column, name: str, path: Path) -> tuple[np.ndarray, list[str]]:
     return merged[codes].astype(np.int32), [str(v) for v in distinct]
 
 
-def _numbers(column, name: str, path: Path, default: float | None = None) -> np.ndarray:
+_FLAG_VALUES = {"0": 0, "1": 1, "-1": -1}  # -1: unknown, as Open Images writes it
+
+
+def _flag(column, name: str, path: Path) -> np.ndarray:
+    """A flag column read as text, so that nothing ('nan', 'N/A', 'NULL', 'true', an empty
+    cell) becomes 0 without a word: each distinct value must be -1, 0 or 1."""
+    import pandas as pd
+
+    codes, uniques = pd.factorize(column, sort=False, use_na_sentinel=True)
+    values = [_FLAG_VALUES.get(str(u).strip()) for u in uniques]
+    bad = [i for i, v in enumerate(values) if v is None]
+    if (codes < 0).any() or bad:
+        first = np.flatnonzero((codes < 0) | np.isin(codes, bad))[0]
+        shown = "an empty cell" if codes[first] < 0 else repr(str(uniques[codes[first]]))
+        raise OdprepError(path, f"{name} is {shown}, not -1, 0 or 1", "Fix the row", f"line {first + 2}")
+    return np.array(values, dtype=np.int8)[codes]
+
+
+def _numbers(column, name: str, path: Path) -> np.ndarray:
     import pandas as pd
 
     values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    if default is not None:
-        values = np.where(column.isna().to_numpy(), default, values)
     bad = np.flatnonzero(~np.isfinite(values))
     if bad.size:
         raise OdprepError(path, f"{name} {column.iloc[bad[0]]!r} is not a finite number", "Fix the row",

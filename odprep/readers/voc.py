@@ -99,7 +99,7 @@ def _top_level(path: Path) -> Iterator[etree._Element]:
                     while element.getprevious() is not None:
                         del element.getparent()[0]
     except etree.XMLSyntaxError as exc:
-        raise OdprepError(path, f"malformed XML ({exc.msg or 'unknown error'}, line {exc.lineno})",
+        raise OdprepError(path, f"malformed XML ({' '.join((exc.msg or 'unknown error').split())}, line {exc.lineno})",
                           "Fix the file or remove it") from None
     except MemoryError:
         raise OdprepError(path, "the XML does not fit in memory", "Split the file") from None

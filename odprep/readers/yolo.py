@@ -28,6 +28,7 @@ from odprep.readers.common import (
     finite_number,
     raise_or_skip,
 )
+from odprep.yamlsize import refuse_alias_bombs
 
 TOLERANCE = 1e-3  # normalised values may overshoot [0, 1] by this much (rounding in the files)
 
@@ -54,6 +55,7 @@ def _load_yaml(path: Path) -> dict:
     except Exception as exc:  # noqa: BLE001 - any loader failure means it is not valid YAML
         raise OdprepError(path, f"not valid YAML ({str(exc).splitlines()[0][:100]})", "Fix the file") \
             from None
+    refuse_alias_bombs(data, path)
     if not isinstance(data, dict):
         raise OdprepError(path, "not a YOLO data.yaml (no mapping at the top)", "Give it names: and train:")
     return data

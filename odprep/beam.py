@@ -121,13 +121,16 @@ def write(runner: BeamRunner, records: Iterable[ImageRecord], paths: list[Path],
     os.close(fd)
     context = multiprocessing.get_context("fork")
     receive, send = context.Pipe(duplex=False)
+    lifeline = os.pipe()  # odprep holds the write end until the pipeline is over; see _watchdog
     child = context.Process(target=_pipeline_process, daemon=False,
-                            args=(send, log, lambda: _run(runner, records, paths, label_map, options)))
+                            args=(send, log, lambda: _run(runner, records, paths, label_map, options),
+                                  lifeline))
     parent, _, name = _target(runner, paths).rpartition("/")
     try:
         with held():  # a signal during the fork would leave the child unknown
             child.start()
         send.close()
+        os.close(lifeline[0])
         try:
             kind, value = receive.recv()
         except EOFError:
@@ -140,6 +143,9 @@ def write(runner: BeamRunner, records: Iterable[ImageRecord], paths: list[Path],
                 _remove(parent, f".{name}.{runner.token}")
             os.unlink(log)
         raise
+    finally:
+        with contextlib.suppress(OSError):
+            os.close(lifeline[1])  # the watchdog ends whatever of the group is left
     if kind != "ok":
         with contextlib.suppress(Exception):
             _remove(parent, f".{name}.{runner.token}")
@@ -155,9 +161,30 @@ def write(runner: BeamRunner, records: Iterable[ImageRecord], paths: list[Path],
                        for t, p in zip(_temps(runner, paths), paths, strict=True)]
 
 
-def _pipeline_process(send, log: str, job) -> None:
-    """The child: its own process group, INT/TERM/HUP left to the parent, stderr to the log."""
+def _watchdog(lifeline: tuple[int, int]) -> None:
+    """A process in the pipeline's group that waits on a pipe whose only write end odprep
+    holds. However odprep ends, even by SIGKILL, the kernel closes that end; the read then
+    returns, and the watchdog kills the whole group: the runner and every SDK worker it
+    started (they are grandchildren, so the parent-death signal does not reach them)."""
+    os.close(lifeline[1])  # never held in the group: the read ends only with odprep
+    if os.fork() != 0:
+        os.close(lifeline[0])
+        return
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        while os.read(lifeline[0], 4096):
+            pass
+    except OSError:
+        pass
+    os.killpg(0, signal.SIGKILL)
+    os._exit(0)
+
+
+def _pipeline_process(send, log: str, job, lifeline: tuple[int, int]) -> None:
+    """The child: its own process group (watched by _watchdog), INT/TERM/HUP left to the
+    parent, stderr to the log."""
     os.setsid()
+    _watchdog(lifeline)
     worker_setup(os.getppid())
     fd = os.open(log, os.O_WRONLY | os.O_APPEND)
     os.dup2(fd, 1)

@@ -132,3 +132,32 @@ def test_ctrl_c_stops_the_workers_and_leaves_nothing(tmp_path):
     assert list(tmp_path.glob("odprep-beam-*")) == []
     time.sleep(1)
     assert [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE] == []
+
+
+def test_a_killed_odprep_takes_its_beam_workers_with_it(tmp_path):
+    """SIGKILL leaves odprep no chance to clean up: the pipeline's group must still die."""
+    import signal
+    import time
+
+    import psutil
+
+    annotations = tmp_path / "ann"
+    annotations.mkdir()
+    for xml in (SAMPLE / "voc" / "Annotations").glob("*.xml"):
+        for copy in range(300):
+            (annotations / f"{copy}_{xml.name}").write_bytes(xml.read_bytes())
+    proc = subprocess.Popen([sys.executable, "-m", "odprep", "voc2tfr", annotations, "--images-dir",
+                             SAMPLE / "images", "-o", tmp_path / "out" / "t.record", "--runner", "DirectRunner",
+                             *MULTI], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "TMPDIR": str(tmp_path)})
+    parent = psutil.Process(proc.pid)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any(
+            "sdk_worker_main" in " ".join(c.cmdline()) for c in parent.children(recursive=True)):
+        time.sleep(0.2)
+    family = parent.children(recursive=True)
+    assert any("sdk_worker_main" in " ".join(c.cmdline()) for c in family), "the workers never started"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    _, alive = psutil.wait_procs(family, timeout=20)
+    assert [p for p in alive if p.status() != psutil.STATUS_ZOMBIE] == []

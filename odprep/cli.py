@@ -13,7 +13,7 @@ from odprep import storage
 from odprep.errors import OdprepError, printable, printable_lines
 from odprep.extras import DISTRIBUTION, install_hint
 from odprep.locations import Location
-from odprep.termination import end_like_ctrl_c, exit_code, interrupted_message, restore
+from odprep.termination import end_like_ctrl_c, exit_code, interrupted_message, quiet_exit, restore
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -46,6 +46,7 @@ def library_errors(command):
             raise
         except KeyboardInterrupt as interrupt:
             echo(interrupted_message(), err=True)
+            quiet_exit()
             sys.exit(exit_code(interrupt))
         except OSError as exc:  # a file operation no library path mapped; still one line
             from odprep.fileio import os_error
@@ -96,6 +97,7 @@ class OneLineErrors(click.Group):
             super().main(args, prog_name or "odprep", standalone_mode=False, **extra)
         except KeyboardInterrupt as interrupt:
             echo(interrupted_message(), err=True)
+            quiet_exit()
             sys.exit(exit_code(interrupt))
         except OdprepError as error:
             echo(f"Error: {error.message}", err=True)
@@ -112,6 +114,7 @@ class OneLineErrors(click.Group):
             sys.exit(error.exit_code)
         except click.Abort:
             echo(interrupted_message(), err=True)
+            quiet_exit()
             sys.exit(130)
         except click.exceptions.Exit as done:
             sys.exit(done.exit_code)

@@ -50,6 +50,19 @@ def mark_committed() -> None:
     _held["committed"] = True
 
 
+def quiet_exit() -> None:
+    """After an interrupt, the interpreter's shutdown finalises what the signal cut short
+    (an upload's coroutines, their tasks) and prints "Exception ignored in ..." and "Task
+    was destroyed but it is pending!": noise after the one line the user is owed."""
+    import logging
+    import sys
+    import warnings
+
+    sys.unraisablehook = lambda _unraisable: None
+    logging.getLogger("asyncio").disabled = True
+    warnings.simplefilter("ignore")
+
+
 def interrupted_message() -> str:
     """What a signal leaves, said truthfully."""
     if _held.get("committed"):

@@ -357,7 +357,9 @@ def _config_options(command):
                      help="load_instance_masks + mask_type PNG_MASKS (default: on if the train "
                           "records carry image/object/mask)."),
         click.option("--batch-size", type=click.IntRange(1), default=None, help="train_config.batch_size"),
-        click.option("--num-steps", type=click.IntRange(1), default=None, help="train_config.num_steps"),
+        click.option("--num-steps", type=click.IntRange(1), default=None,
+                     help="train_config.num_steps (Model Garden: trainer.train_steps); a cosine schedule's "
+                          "total_steps follows, its warmup kept below, a manual schedule's steps scaled."),
         click.option("--checkpoint", default=None, callback=_utf8, help="train_config.fine_tune_checkpoint"),
         click.option("--checkpoint-type", default=None,
                      help="fine_tune_checkpoint_type (kept if present, else 'detection')."),
@@ -365,6 +367,13 @@ def _config_options(command):
                      help="Remove fine_tune_checkpoint: train from scratch."),
         click.option("--eval-examples", type=click.IntRange(1), default=None,
                      help="eval_config.num_examples"),
+        click.option("--max-objects", type=click.IntRange(1), default=None,
+                     help="Every cap on objects per image: max_number_of_boxes (input readers and "
+                          "train_config), detections kept, proposals; Model Garden: max_num_instances and "
+                          "max_num_detections."),
+        click.option("--scale-lr", is_flag=True,
+                     help="Scale the zoo's learning rate (and warmup rate) to --batch-size: the linear "
+                          "scaling rule."),
         click.option("--annotation-file", default=None, callback=_utf8,
                      help="Model Garden: task.annotation_file, the validation set's COCO JSON."),
     ]
@@ -375,7 +384,7 @@ def _config_options(command):
 
 def _patch(text, source, train_inputs, eval_inputs, eval_index, label_map, num_classes, masks,
            batch_size, num_steps, checkpoint, checkpoint_type, no_checkpoint, eval_examples,
-           annotation_file):
+           annotation_file, max_objects, scale_lr):
     from odprep import experiment_config, prototext
     from odprep.consistency import records_have_masks, source_ids_are_numeric
     from odprep.labelmap import LabelMap
@@ -412,13 +421,31 @@ def _patch(text, source, train_inputs, eval_inputs, eval_index, label_map, num_c
         eval_reader=eval_index, label_map_path=str(label_map) if label_map else None,
         num_classes=num_classes, masks=masks, batch_size=batch_size, num_steps=num_steps,
         checkpoint=checkpoint, checkpoint_type=checkpoint_type, no_checkpoint=no_checkpoint,
-        eval_examples=eval_examples, annotation_file=annotation_file, regenerate_source_id=regenerate)
+        eval_examples=eval_examples, annotation_file=annotation_file, regenerate_source_id=regenerate,
+        max_objects=max_objects, scale_lr=scale_lr)
     if experiment:
         return experiment_config.patch_experiment(text, patch, source)
     if annotation_file is not None:
         raise OdprepError(source, "--annotation-file is for Model Garden experiment YAML",
                           "The OD API reads the ground truth from the eval records")
     return patch_config(text, patch, source)
+
+
+def _check_written(config: Path, fields: dict) -> None:
+    """What `odprep check` would say about the written config and the records it was given,
+    said at once (the config is written either way: this is advice, not a refusal)."""
+    if not (fields.get("train_inputs") or fields.get("eval_inputs")):
+        return
+    if storage.is_url(storage.url_for(config)):
+        return  # published only when the command ends; `odprep check URL` reads it then
+    from odprep.consistency import check
+
+    report = check(config, label_map_path=None)
+    found = [g for g in report.groups.values() if g.kind not in ("path-not-set",)]
+    if found:
+        echo(f"odprep check {config} would report:", err=True)
+        for group in sorted(found, key=lambda g: g.severity != "error"):
+            echo(f"  {group.severity.upper()} {group.kind} ({group.count}): {group.examples[0]}", err=True)
 
 
 def _write_config(original: str, patched: str, output: Path | None, in_place: Path | None) -> None:
@@ -432,10 +459,17 @@ def _write_config(original: str, patched: str, output: Path | None, in_place: Pa
         output = in_place
     else:
         write_text_atomic(output, patched)
-    changed = sum(1 for line in difflib.unified_diff(original.splitlines(), patched.splitlines(),
-                                                     lineterm="", n=0)
-                  if line[:1] in "+-" and not line.startswith(("+++", "---")))
+    diff = [line for line in difflib.unified_diff(original.splitlines(), patched.splitlines(), lineterm="", n=0)
+            if line[:1] in "+-@" and not line.startswith(("+++", "---"))]
+    changed = sum(1 for line in diff if line[:1] in "+-")
     echo(f"config written: {output}{backup}; {changed} line(s) changed")
+    number = 0
+    for line in diff:  # each change, as the new file has it
+        if line.startswith("@@"):
+            number = int(line.split("+", 1)[1].split(",")[0].split()[0]) - 1
+        elif line.startswith("+"):
+            number += 1
+            echo(f"  line {number}: {line[1:].strip()[:120]}")
     _report_unset(patched, str(output))
 
 
@@ -492,6 +526,7 @@ def patch_config_cmd(config, template, output, in_place, **fields):
     text = read_text(config, "config") if config else template_text(template)
     patched = _patch(text, str(config or template), **fields)
     _write_config(text, patched, output, config if in_place else None)
+    _check_written(output or config, fields)
 
 
 @main.command("new-config", context_settings=CONTEXT)
@@ -516,6 +551,7 @@ def new_config(template, output, **fields):
 
     text = template_text(template)
     _write_config(text, _patch(text, template, **fields), output, None)
+    _check_written(output, fields)
 
 
 @main.command("templates", context_settings=CONTEXT)

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import glob
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from odprep import images, keys, proto, storage
+from odprep import checks, experiment_config, keys, proto, prototext, storage
+from odprep.checks.facts import garden_facts, od_api_facts
 from odprep.coco_export import numeric_id
+from odprep.datasummary import DataSummary, summarize
 from odprep.errors import OdprepError
 from odprep.fileio import read_text
 from odprep.findings import Report
@@ -21,25 +22,10 @@ from odprep.pipeline_config import (
     PLACEHOLDER,
     InputReader,
     PipelineConfig,
-    Resizer,
+    model_block,
     read_pipeline_config,
 )
 from odprep.tfrecord import read_records
-
-SMALL_AFTER_RESIZE_PX = 4  # objects whose shorter side ends up below this are hard to learn
-
-
-@dataclass
-class _RecordFacts:
-    records: int = 0
-    with_masks: int = 0
-    sha256s: set[str] = field(default_factory=set)
-    objects: Counter = field(default_factory=Counter)  # per class
-    small: Counter = field(default_factory=Counter)  # per class, after the config's resizer
-    max_label: int = 0  # highest image/object/class/label
-    max_mask_index: int = -1  # highest segmentation class index other than 255 (void)
-    text_source_ids: int = 0  # records whose image/source_id is not a number
-    first_text_source_id: str = ""
 
 
 def _expand(pattern: str) -> list[Path]:
@@ -99,73 +85,8 @@ def _check_num_classes(config, label_map: LabelMap, path: str, report: Report) -
                        f"Set num_classes: {label_map.max_id} (odprep patch-config --label-map {path})")
 
 
-def _scan_records(files: list[Path], label_map: LabelMap | None, map_path: str,
-                  report: Report, resizer: Resizer | None = None) -> _RecordFacts:
-    facts = _RecordFacts()
-    for path in files:
-        before = facts.records
-        try:
-            for raw in read_records(path):
-                facts.records += 1
-                example = proto.parse_example(raw.data)
-                if example is None:
-                    report.error("record-not-an-example", f"{path}: record {raw.index} does not parse "
-                                 "as a tf.train.Example", "Re-create the file with odprep")
-                    continue
-                _check_example(example, path, raw.index, label_map, map_path, report, facts)
-                _count_small_objects(example, resizer, facts)
-            if facts.records == before:
-                report.error("records-empty", f"{path}: the file holds 0 records; training on it "
-                             "stops at the first batch (or hangs waiting for data)",
-                             "Re-create the file, or remove it from input_path")
-        except OdprepError as error:
-            report.error("record-corrupt", str(error), "Re-create the file (odprep validate shows more)")
-        except OSError as error:
-            report.error("record-unreadable", f"{path}: {error.strerror}", "Check the file")
-    return facts
-
-
-def _count_small_objects(example, resizer: Resizer | None, facts: _RecordFacts) -> None:
-    feature = example.features.feature
-    texts = [t.decode("utf-8", "replace") for t in feature[keys.CLASS_TEXT].bytes_list.value] \
-        if keys.CLASS_TEXT in feature else []
-    if not texts and keys.CLASS_LABEL in feature:
-        texts = [str(label) for label in feature[keys.CLASS_LABEL].int64_list.value]
-    facts.objects.update(texts)
-    width = proto.feature_values(feature[keys.IMAGE_WIDTH]) if keys.IMAGE_WIDTH in feature else []
-    height = proto.feature_values(feature[keys.IMAGE_HEIGHT]) if keys.IMAGE_HEIGHT in feature else []
-    if resizer is None or not width or not height or width[0] <= 0 or height[0] <= 0 \
-            or not all(k in feature for k in keys.BBOX_KEYS):
-        return
-    scale_x, scale_y = resizer.scale(width[0], height[0])
-    xmin, xmax, ymin, ymax = (proto.feature_values(feature[k]) for k in keys.BBOX_KEYS)
-    for text, x0, x1, y0, y1 in zip(texts, xmin, xmax, ymin, ymax, strict=False):
-        side = min((x1 - x0) * width[0] * scale_x, (y1 - y0) * height[0] * scale_y)
-        if side < SMALL_AFTER_RESIZE_PX:
-            facts.small[text] += 1
-
-
-def _check_example(example, path: Path, index: int, label_map: LabelMap | None, map_path: str,
-                   report: Report, facts: _RecordFacts) -> None:
-    feature = example.features.feature
-    name = _first_bytes(feature, keys.IMAGE_FILENAME) or f"#{index}"
-    where = f"{path}: record {index} ({name})"
-    sha = _first_bytes(feature, keys.IMAGE_SHA256)
-    if sha:
-        facts.sha256s.add(sha)
-    if keys.MASK in feature and len(feature[keys.MASK].bytes_list.value):
-        facts.with_masks += 1
+def _check_labels(feature, where: str, label_map: LabelMap, map_path: str, report: Report) -> None:
     labels = list(feature[keys.CLASS_LABEL].int64_list.value) if keys.CLASS_LABEL in feature else []
-    facts.max_label = max([facts.max_label, *labels])
-    source_id = _first_bytes(feature, keys.IMAGE_SOURCE_ID)
-    if numeric_id(source_id) is None:
-        facts.text_source_ids += 1
-        facts.first_text_source_id = facts.first_text_source_id or source_id
-    if keys.SEG_CLASS_ENCODED in feature and feature[keys.SEG_CLASS_ENCODED].bytes_list.value:
-        facts.max_mask_index = max(facts.max_mask_index,
-                                   _mask_max(feature[keys.SEG_CLASS_ENCODED].bytes_list.value[0]))
-    if label_map is None:
-        return
     texts = [t.decode("utf-8", "replace") for t in feature[keys.CLASS_TEXT].bytes_list.value] \
         if keys.CLASS_TEXT in feature else []
     for label in labels:
@@ -186,35 +107,22 @@ def _check_example(example, path: Path, index: int, label_map: LabelMap | None, 
                          "Re-create the records with this label map (--label-map)")
 
 
-def _mask_max(png: bytes) -> int:
-    """The highest class index in a segmentation mask, 255 (void) aside; -1 if unreadable."""
-    import numpy as np
-
-    try:
-        with images.open_checked(png) as mask:
-            values = np.asarray(mask)
-    except (ValueError, OSError):
-        return -1
-    values = values[values != 255]
-    return int(values.max()) if values.size else -1
-
-
 def _first_bytes(feature, key: str) -> str:
     if key in feature and feature[key].bytes_list.value:
         return feature[key].bytes_list.value[0].decode("utf-8", "replace")
     return ""
 
 
-def _check_masks(reader: InputReader, facts: _RecordFacts, config_path: str, report: Report) -> None:
+def _check_masks(reader: InputReader, counts: Counter, config_path: str, report: Report) -> None:
     role = f"{config_path}: {reader.role}"
-    if facts.with_masks and not reader.load_instance_masks:
-        report.warning("masks-not-loaded", f"{role}: {facts.with_masks} record(s) carry "
+    if counts["masks"] and not reader.load_instance_masks:
+        report.warning("masks-not-loaded", f"{role}: {counts['masks']} record(s) carry "
                        "image/object/mask but load_instance_masks is false, so masks are ignored",
                        "Set load_instance_masks: true and mask_type: PNG_MASKS (patch-config --masks)")
-    if reader.load_instance_masks and facts.records and not facts.with_masks:
+    if reader.load_instance_masks and counts["records"] and not counts["masks"]:
         report.error("masks-missing", f"{role}: load_instance_masks is true but no record carries "
                      "image/object/mask", "Convert with --include-masks, or patch-config --no-masks")
-    if reader.load_instance_masks and facts.with_masks and reader.mask_type != "PNG_MASKS":
+    if reader.load_instance_masks and counts["masks"] and reader.mask_type != "PNG_MASKS":
         report.error("mask-type", f"{role}: mask_type is {reader.mask_type or 'NUMERICAL_MASKS (default)'}"
                      " but the records hold PNG masks", "Set mask_type: PNG_MASKS")
 
@@ -267,30 +175,16 @@ def _check_mask_settings(config: PipelineConfig, reader: InputReader, report: Re
                      "Set resize_masks: false in the faster_rcnn block (patch-config --masks does)")
 
 
-def _check_counts(config: PipelineConfig, role: str, facts: _RecordFacts, report: Report) -> None:
-    if role == "train" and config.batch_size and facts.records and config.batch_size > facts.records:
+def _check_counts(config: PipelineConfig, summary: DataSummary, report: Report) -> None:
+    train, evaluation = summary.splits["train"], summary.splits["eval"]
+    if config.batch_size and train.images and config.batch_size > train.images:
         report.warning("batch-larger-than-data", f"{config.path}: train_config.batch_size is "
-                       f"{config.batch_size} but the train records hold {facts.records} image(s); "
+                       f"{config.batch_size} but the train records hold {train.images} image(s); "
                        "every batch repeats images", "Lower batch_size (patch-config --batch-size)")
-    if role == "eval" and config.eval_examples and facts.records and \
-            config.eval_examples > facts.records:
+    if config.eval_examples and evaluation.images and config.eval_examples > evaluation.images:
         report.warning("eval-examples-above-data", f"{config.path}: eval_config.num_examples is "
-                       f"{config.eval_examples} but the eval records hold {facts.records}",
-                       f"Set num_examples: {facts.records} (patch-config --eval-examples)")
-    for name, small in sorted(facts.small.items()):
-        report.warning("objects-vanish-after-resize",
-                       f"{config.path}: {role}: {small} of {facts.objects[name]} {name!r} objects "
-                       f"({small / facts.objects[name]:.0%}) are under {SMALL_AFTER_RESIZE_PX} px on "
-                       f"their shorter side after the image_resizer ({_describe(config.resizer)})",
-                       "Use a larger input size, or tile the images, for small objects")
-
-
-def _describe(resizer: Resizer | None) -> str:
-    if resizer is None:
-        return "none"
-    if resizer.kind == "fixed":
-        return f"fixed {resizer.second}x{resizer.first}"
-    return f"keep aspect, min {resizer.first}, max {resizer.second}"
+                       f"{config.eval_examples} but the eval records hold {evaluation.images}",
+                       f"Set num_examples: {evaluation.images} (patch-config --eval-examples)")
 
 
 def check(config_path: Path | str, max_examples: int = 5, label_map_path: Path | str | None = None) -> Report:
@@ -305,43 +199,75 @@ def check(config_path: Path | str, max_examples: int = 5, label_map_path: Path |
     report = Report(max_examples)
     _check_config_fields(config, report)
     maps = _load_label_maps(config, report)
+    first_map = None
     if maps:
         first_path, first_map = next(iter(maps.items()))
         _check_num_classes(config, first_map, first_path, report)
-    shas: dict[str, set[str]] = {"train": set(), "eval": set()}
-    for reader in config.readers:
-        role = "train" if reader.role.startswith("train") else "eval"
-        if not reader.input_paths:
-            report.error("input-path-missing", f"{config.path}: {reader.role} has no input_path",
-                         "Set tf_record_input_reader { input_path: ... }")
-        files: list[Path] = []
-        for pattern in reader.input_paths:
-            if PLACEHOLDER in pattern or not pattern.strip():
-                continue  # reported as path-not-set
-            matched = _expand(pattern)
-            if not matched:
-                beside = Path(config.path).parent / pattern
-                hint = (f"; it does match relative to the config's folder, but the OD API resolves "
-                        f"paths from the working directory: run from {beside.parent} or use "
-                        "absolute paths") if _expand(str(beside)) and not Path(pattern).is_absolute() else ""
-                report.error("input-path-unmatched", f"{config.path}: {reader.role}.input_path "
-                             f"{pattern!r} matches no file (relative to {Path.cwd()}){hint}",
-                             "Fix the path, or patch-config --train-input/--eval-input")
-            files += matched
+    files = {reader.role: _reader_files(config, reader, report) for reader in config.readers}
+    counts = {reader.role: Counter() for reader in config.readers}
+    owners = {(_role(reader), str(path)): reader for reader in config.readers for path in files[reader.role]}
+
+    def visit(split: str, path: str, feature, where: str) -> None:
+        reader = owners[(split, path)]
+        counts[reader.role]["records"] += 1
+        counts[reader.role]["masks"] += keys.MASK in feature and bool(feature[keys.MASK].bytes_list.value)
         label_map = maps.get(reader.label_map_path or "")
-        facts = _scan_records(files, label_map, reader.label_map_path or "", report,
-                              config.resizer if role == "train" else None)
-        _check_masks(reader, facts, config.path, report)
+        if label_map is not None:
+            _check_labels(feature, where, label_map, reader.label_map_path or "", report)
+
+    splits = {role: [p for reader in config.readers if _role(reader) == role for p in files[reader.role]]
+              for role in ("train", "eval")}
+    summary = summarize(splits, first_map, hashes=bool(splits["eval"]), visit=visit)
+    summary.label_map_names = first_map.names if first_map is not None else []
+    _report_unreadable(summary, report)
+    for reader in config.readers:
+        _check_masks(reader, counts[reader.role], config.path, report)
         _check_mask_settings(config, reader, report)
-        _check_counts(config, role, facts, report)
-        shas[role] |= facts.sha256s
-        report.notes.append(f"{reader.role}: {len(files)} file(s), {facts.records} record(s)")
-    overlap = shas["train"] & shas["eval"]
-    if overlap:
-        report.warning("train-eval-overlap", f"{config.path}: {len(overlap)} image(s) are in both the "
-                       "train and eval records (same image/key/sha256)",
-                       "Split by image (odprep --split) so evaluation is on unseen images")
+        report.notes.append(f"{reader.role}: {len(files[reader.role])} file(s), "
+                            f"{counts[reader.role]['records']} record(s)")
+    _check_counts(config, summary, report)
+    root = prototext.parse(text, str(config_path))
+    arch = model_block(root, str(config_path))[1] if root.messages("model") else None
+    checks.run(od_api_facts(root, config.path, config.model_type, arch, config.resizer), summary, report)
     return report
+
+
+def _role(reader: InputReader) -> str:
+    return "train" if reader.role.startswith("train") else "eval"
+
+
+def _reader_files(config: PipelineConfig, reader: InputReader, report: Report) -> list[Path]:
+    if not reader.input_paths:
+        report.error("input-path-missing", f"{config.path}: {reader.role} has no input_path",
+                     "Set tf_record_input_reader { input_path: ... }")
+    files: list[Path] = []
+    for pattern in reader.input_paths:
+        if PLACEHOLDER in pattern or not pattern.strip():
+            continue  # reported as path-not-set
+        matched = _expand(pattern)
+        if not matched:
+            beside = Path(config.path).parent / pattern
+            hint = (f"; it does match relative to the config's folder, but the OD API resolves "
+                    f"paths from the working directory: run from {beside.parent} or use "
+                    "absolute paths") if _expand(str(beside)) and not Path(pattern).is_absolute() else ""
+            report.error("input-path-unmatched", f"{config.path}: {reader.role}.input_path "
+                         f"{pattern!r} matches no file (relative to {Path.cwd()}){hint}",
+                         "Fix the path, or patch-config --train-input/--eval-input")
+        files += matched
+    return files
+
+
+def _report_unreadable(summary: DataSummary, report: Report) -> None:
+    for split in summary.splits.values():
+        for problem in split.unreadable:
+            report.error("record-corrupt", problem, "Re-create the file (odprep validate shows more)")
+        for path in split.empty_files:
+            report.error("records-empty", f"{path}: the file holds 0 records; training on it stops at the "
+                         "first batch (or hangs waiting for data)", "Re-create the file, or remove it from "
+                         "input_path")
+        if split.unparsable:
+            report.error("record-not-an-example", f"{split.name}: {split.unparsable} record(s) do not parse "
+                         "as a tf.train.Example", "Re-create the file with odprep")
 
 
 def records_have_masks(patterns: tuple[str, ...] | list[str]) -> bool:
@@ -413,21 +339,23 @@ def check_experiment(config_path: Path | str, text: str, max_examples: int = 5,
                    else "is not set")
         report.error("num-classes-missing", f"{path}: task.model.num_classes {problem}",
                      "Set it to the highest label id + 1 (odprep patch-config --label-map)")
-    facts = {}
-    for role, patterns in (("train_data", experiment.train_inputs),
-                           ("validation_data", experiment.eval_inputs)):
-        files = _files(path, role, patterns, report)
-        facts[role] = _scan_records(files, None, "", report)
-        report.notes.append(f"task.{role}: {len(files)} file(s), {facts[role].records} record(s)")
-    train, evaluation = facts["train_data"], facts["validation_data"]
+    files = {"train": _files(path, "train_data", experiment.train_inputs, report),
+             "eval": _files(path, "validation_data", experiment.eval_inputs, report)}
+    label_map = LabelMap.load(label_map_path) if label_map_path is not None else None
+    summary = summarize(files, label_map, hashes=bool(files["eval"]))
+    summary.label_map_names = label_map.names if label_map is not None else []
+    _report_unreadable(summary, report)
+    train, evaluation = summary.splits["train"], summary.splits["eval"]
+    for role, split in (("train_data", train), ("validation_data", evaluation)):
+        report.notes.append(f"task.{role}: {len(split.files)} file(s), {split.images + split.unparsable} "
+                            "record(s)")
     highest = max(train.max_label, evaluation.max_label, train.max_mask_index, evaluation.max_mask_index)
     what = "class index in the masks" if experiment.family == "segmentation" else "label id"
-    if label_map_path is not None:
-        label_map = LabelMap.load(label_map_path)
+    if label_map is not None:
         highest = max(highest, label_map.max_id)
         what = f"id in {label_map_path}"
     count = experiment.num_classes
-    if count is not None and (train.records or evaluation.records or label_map_path is not None):
+    if count is not None and (train.images or evaluation.images or label_map_path is not None):
         if count <= highest:
             effect = {"retinanet": "RetinaNet one-hot encodes labels over num_classes, so the top class "
                                    "is trained as background",
@@ -451,7 +379,7 @@ def check_experiment(config_path: Path | str, text: str, max_examples: int = 5,
                      "string'", "Set task.validation_data.decoder.simple_decoder.regenerate_source_id: "
                      "true (odprep patch-config --eval-input does)")
     if experiment.family == "maskrcnn":
-        if experiment.include_mask and train.records and not train.with_masks:
+        if experiment.include_mask and train.images and not train.with_masks:
             report.error("masks-missing", f"{path}: task.model.include_mask is true but no train record "
                          "carries image/object/mask", "Convert with --include-masks, or patch-config "
                          "--no-masks")
@@ -473,12 +401,10 @@ def check_experiment(config_path: Path | str, text: str, max_examples: int = 5,
         report.error("checkpoint-missing", f"{path}: task.init_checkpoint {checkpoint!r} points at "
                      "nothing (no .index file, no checkpoint folder)", "Fix the path, or patch-config "
                      "--no-checkpoint to train from scratch")
-    if experiment.batch_size and train.records and experiment.batch_size > train.records:
+    if experiment.batch_size and train.images and experiment.batch_size > train.images:
         report.warning("batch-larger-than-data", f"{path}: task.train_data.global_batch_size is "
-                       f"{experiment.batch_size} but the train records hold {train.records} image(s)",
+                       f"{experiment.batch_size} but the train records hold {train.images} image(s)",
                        "Lower global_batch_size (patch-config --batch-size)")
-    overlap = train.sha256s & evaluation.sha256s
-    if overlap:
-        report.warning("train-eval-overlap", f"{path}: {len(overlap)} image(s) are in both the train and "
-                       "eval records (same image/key/sha256)", "Split by image (odprep --split)")
+    document = experiment_config.load(text, str(config_path))[0]
+    checks.run(garden_facts(document, path, experiment.family), summary, report)
     return report

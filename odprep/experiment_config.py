@@ -24,8 +24,10 @@ DETECTION = ("retinanet", "maskrcnn")
 COMMON_KEYS = ("task.train_data.input_path", "task.validation_data.input_path", "task.model.num_classes",
                "task.train_data.global_batch_size", "trainer.train_steps", "task.init_checkpoint",
                "task.validation_data.decoder.simple_decoder.regenerate_source_id")
-FAMILY_KEYS = {"retinanet": ("task.annotation_file",),
-               "maskrcnn": ("task.annotation_file", "task.model.include_mask"),
+_CAPS = ("task.train_data.parser.max_num_instances", "task.validation_data.parser.max_num_instances",
+         "task.model.detection_generator.max_num_detections")  # objects per image (--max-objects)
+FAMILY_KEYS = {"retinanet": ("task.annotation_file", *_CAPS),
+               "maskrcnn": ("task.annotation_file", "task.model.include_mask", *_CAPS),
                "segmentation": ()}
 
 
@@ -213,6 +215,11 @@ def patch_experiment(text: str, patch: ConfigPatch, source: str = "") -> str:
             patch.regenerate_source_id
     if patch.annotation_file is not None:
         changes["task.annotation_file"] = patch.annotation_file
+    if patch.max_objects is not None:
+        changes.update({key: patch.max_objects for key in _CAPS})
+    if patch.scale_lr:
+        raise OdprepError(source, "--scale-lr is for OD API configs: a Model Garden experiment's rate is "
+                          "its trainer.optimizer_config", "Set trainer.optimizer_config.learning_rate by hand")
     if patch.masks is not None:
         if kind != "maskrcnn" and patch.masks:
             raise OdprepError(source, f"--masks: this experiment ({kind or 'unknown family'}) has no mask "

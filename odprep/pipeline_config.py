@@ -44,6 +44,8 @@ class ConfigPatch:
     eval_examples: int | None = None
     annotation_file: str | None = None  # Model Garden: the COCO JSON its evaluator reads
     regenerate_source_id: bool | None = None  # Model Garden: when source ids are not numbers
+    scale_lr: bool = False  # the zoo's learning rate, scaled to batch_size (linear scaling rule)
+    max_objects: int | None = None  # every cap on objects per image
 
 
 class _Editor:
@@ -277,9 +279,26 @@ def patch_config(text: str, patch: ConfigPatch, source: str = "") -> str:
                     editor.delete_field(fld)
     _set_in_block(editor, root, "train_config", train_fields)
     _set_in_block(editor, root, "eval_config", {"num_examples": patch.eval_examples})
+    _patch_training(editor, root, patch, source)
     patched = editor.apply()
     prototext.parse(patched, source or "patched config")  # never hand back a broken file
     return patched
+
+
+def _patch_training(editor: _Editor, root: Message, patch: ConfigPatch, source: str) -> None:
+    from odprep import trainpatch
+
+    model, arch = model_block(root, source) if root.messages("model") else (None, None)
+    if patch.num_steps is not None:
+        trainpatch.patch_schedule(editor, root, patch.num_steps, _set_scalar)
+    if patch.scale_lr:
+        batch = patch.batch_size or proto_int((root.messages("train_config") or [Message()])[0]
+                                              .scalar("batch_size"))
+        if not batch:
+            raise OdprepError(source, "--scale-lr needs a batch size", "Pass --batch-size N")
+        trainpatch.patch_learning_rate(editor, root, model, batch, source, _set_scalar)
+    if patch.max_objects is not None:
+        trainpatch.patch_max_objects(editor, root, patch.max_objects, arch, _set_scalar)
 
 
 def _set_in_block(editor: _Editor, root: Message, name: str, fields: dict[str, object]) -> None:

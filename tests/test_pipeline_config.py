@@ -217,13 +217,17 @@ def test_every_template_passes_check_once_patched(name, tmp_path, monkeypatch):
     assert read_pipeline_config(out).num_classes == (18 if masks else 3)
     result = run_cli("check", out)
     assert result.exit_code == 1 and "path-not-set" in result.output
-    result = run_cli("patch-config", out, "--no-checkpoint", "--batch-size", "2", "--in-place")
+    result = run_cli("patch-config", out, "--no-checkpoint", "--batch-size", "2", "--scale-lr", "--in-place")
     assert result.exit_code == 0 and "still to set" not in result.output, result.output
     assert "PATH_TO_BE_CONFIGURED" not in out.read_text()
     result = run_cli("check", out)
-    assert result.exit_code == 0, result.output
+    # The COCO sample declares 'car' and annotates none: a class the model can never learn.
+    assert result.exit_code == (1 if masks else 0), result.output
+    assert result.output.count("ERROR") == (1 if masks else 0)
+    assert not masks or "ERROR class-never-trained (1)" in result.output and "'car'" in result.output
     assert "WARNING" not in result.output.replace("WARNING train-eval-overlap", "") \
-        .replace("WARNING label-map-id-gaps", "").replace("WARNING objects-vanish-after-resize", ""), \
+        .replace("WARNING label-map-id-gaps", "").replace("WARNING objects-vanish-after-resize", "") \
+        .replace("WARNING class-rare", ""), \
         result.output
 
 

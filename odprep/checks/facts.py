@@ -1,0 +1,174 @@
+"""What a config says about training, the same facts for both trainers: the limits that
+truncate ground truth or detections, and the schedule."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from odprep.pipeline_config import proto_int
+from odprep.prototext import Message
+
+# The OD API's proto defaults where a config leaves a field out.
+OD_API_DEFAULTS = {"max_number_of_boxes": 100, "max_total_detections": 100, "max_detections_per_class": 100,
+                   "first_stage_max_proposals": 300}
+GARDEN_DEFAULTS = {"max_num_instances": 100, "max_num_detections": 100}
+
+
+@dataclass(frozen=True)
+class Limit:
+    """A cap on objects per image: ``value``, set by ``setting`` (how to change it)."""
+
+    what: str  # "train ground truth", "eval ground truth", "detections", "proposals"
+    value: int
+    setting: str  # the field, as a user finds it in the config
+    split: str  # whose images it applies to: "train" or "eval"
+    effect: str
+
+
+@dataclass(frozen=True)
+class Schedule:
+    num_steps: int | None  # train_config.num_steps / trainer.train_steps
+    steps_field: str
+    total_steps: int | None = None  # what the learning-rate schedule decays over
+    total_field: str = ""
+    warmup_steps: int | None = None
+    warmup_field: str = ""
+    last_boundary: int | None = None  # a step schedule's last step
+    boundary_field: str = ""
+    learning_rate: float | None = None
+    batch_size: int | None = None
+
+
+@dataclass(frozen=True)
+class ConfigFacts:
+    path: str
+    trainer: str  # "od_api" or "garden"
+    model: str | None  # ssd, faster_rcnn, ... or retinanet, maskrcnn, segmentation
+    num_classes: int | None = None
+    limits: tuple[Limit, ...] = ()
+    schedule: Schedule | None = None
+    resizer: object = None
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        return float(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+def od_api_facts(root: Message, path: str, model: str | None, arch: Message | None, resizer) -> ConfigFacts:
+    limits: list[Limit] = []
+    train = (root.messages("train_config") or [Message(open=-1)])[0]
+    readers = {role: root.messages(role) for role in ("train_input_reader", "eval_input_reader")}
+    truncated = "the boxes past it are dropped from the ground truth"
+    for role, split in (("train_input_reader", "train"), ("eval_input_reader", "eval")):
+        for block in readers[role][:1]:
+            value = proto_int(block.scalar("max_number_of_boxes")) or OD_API_DEFAULTS["max_number_of_boxes"]
+            limits.append(Limit(f"{split} ground truth", value, f"{role}.max_number_of_boxes", split, truncated))
+    value = proto_int(train.scalar("max_number_of_boxes"))
+    if value is not None:
+        limits.append(Limit("train ground truth", value, "train_config.max_number_of_boxes", "train", truncated))
+    if arch is not None:
+        for post in arch.messages("post_processing") + arch.messages("second_stage_post_processing"):
+            for nms in post.messages("batch_non_max_suppression"):
+                for name in ("max_total_detections", "max_detections_per_class"):
+                    value = proto_int(nms.scalar(name)) or OD_API_DEFAULTS[name]
+                    limits.append(Limit("detections", value, f"post_processing.batch_non_max_suppression.{name}",
+                                        "eval", "evaluation cannot reach full recall on those images"))
+        if model == "faster_rcnn":
+            value = proto_int(arch.scalar("first_stage_max_proposals")) or \
+                OD_API_DEFAULTS["first_stage_max_proposals"]
+            limits.append(Limit("proposals", value, "faster_rcnn.first_stage_max_proposals", "train",
+                                "the second stage never sees some objects"))
+    schedule = None
+    for rate in (m for optimizer in train.messages("optimizer") for kind in optimizer.fields
+                 if isinstance(kind.value, Message) for m in kind.value.messages("learning_rate")):
+        cosine = rate.messages("cosine_decay_learning_rate")
+        manual = rate.messages("manual_step_learning_rate")
+        steps = [proto_int(s.scalar("step")) for m in manual for s in m.messages("schedule")]
+        schedule = Schedule(
+            proto_int(train.scalar("num_steps")), "train_config.num_steps",
+            total_steps=proto_int(cosine[0].scalar("total_steps")) if cosine else None,
+            total_field="cosine_decay_learning_rate.total_steps",
+            warmup_steps=proto_int(cosine[0].scalar("warmup_steps")) if cosine else None,
+            warmup_field="cosine_decay_learning_rate.warmup_steps",
+            last_boundary=max((s for s in steps if s is not None), default=None),
+            boundary_field="manual_step_learning_rate.schedule.step",
+            learning_rate=_number(cosine[0].scalar("learning_rate_base")) if cosine else
+            _number(manual[0].scalar("initial_learning_rate")) if manual else None,
+            batch_size=proto_int(train.scalar("batch_size")))
+        break
+    if schedule is None:
+        schedule = Schedule(proto_int(train.scalar("num_steps")), "train_config.num_steps",
+                            batch_size=proto_int(train.scalar("batch_size")))
+    return ConfigFacts(path, "od_api", model, proto_int(arch.scalar("num_classes")) if arch else None,
+                       tuple(limits), schedule, resizer)
+
+
+def _get(document, dotted: str):
+    node = document
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _int(value) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def garden_facts(document, path: str, family: str | None) -> ConfigFacts:
+    limits: list[Limit] = []
+    if family in ("retinanet", "maskrcnn"):
+        for key, split in (("train_data", "train"), ("validation_data", "eval")):
+            value = _int(_get(document, f"task.{key}.parser.max_num_instances")) or \
+                GARDEN_DEFAULTS["max_num_instances"]
+            limits.append(Limit(f"{split} ground truth", value, f"task.{key}.parser.max_num_instances", split,
+                                "the groundtruths past it are cut"))
+        value = _int(_get(document, "task.model.detection_generator.max_num_detections")) or \
+            GARDEN_DEFAULTS["max_num_detections"]
+        limits.append(Limit("detections", value, "task.model.detection_generator.max_num_detections", "eval",
+                            "evaluation cannot reach full recall on those images"))
+    rate = _get(document, "trainer.optimizer_config.learning_rate")
+    kind = rate.get("type") if isinstance(rate, dict) else None
+    body = rate.get(kind) if isinstance(rate, dict) and isinstance(kind, str) else None
+    body = body if isinstance(body, dict) else {}
+    warmup = _get(document, "trainer.optimizer_config.warmup")
+    warmup_kind = warmup.get("type") if isinstance(warmup, dict) else None
+    warmup_body = warmup.get(warmup_kind) if isinstance(warmup_kind, str) else None
+    boundaries = body.get("boundaries") if isinstance(body.get("boundaries"), list) else []
+    schedule = Schedule(
+        _int(_get(document, "trainer.train_steps")), "trainer.train_steps",
+        total_steps=_int(body.get("decay_steps")), total_field=f"trainer.optimizer_config.learning_rate.{kind}"
+        ".decay_steps",
+        warmup_steps=_int(warmup_body.get("warmup_steps")) if isinstance(warmup_body, dict) else None,
+        warmup_field=f"trainer.optimizer_config.warmup.{warmup_kind}.warmup_steps",
+        last_boundary=max((b for b in boundaries if _int(b) is not None), default=None),
+        boundary_field=f"trainer.optimizer_config.learning_rate.{kind}.boundaries",
+        batch_size=_int(_get(document, "task.train_data.global_batch_size")))
+    return ConfigFacts(path, "garden", family, _int(_get(document, "task.model.num_classes")), tuple(limits),
+                       schedule)
+
+
+def template_rates(trainer: str, model: str | None) -> dict[float, int]:
+    """The learning rates the bundled templates (the zoo's configs) were tuned with, and the
+    batch size each was tuned for: a config that still has one of these rates with another
+    batch size has a rate set for another batch."""
+    from odprep import prototext
+    from odprep.pipeline_config import model_block, template_file, template_names, template_text
+
+    rates: dict[float, int] = {}
+    if trainer != "od_api":
+        return rates
+    for name in template_names():
+        if not template_file(name).endswith(".config"):
+            continue
+        root = prototext.parse(template_text(name), name)
+        if model_block(root)[0] != model:
+            continue
+        facts = od_api_facts(root, name, model, None, None)
+        if facts and facts.schedule and facts.schedule.learning_rate and facts.schedule.batch_size:
+            rates[facts.schedule.learning_rate] = facts.schedule.batch_size
+    return rates

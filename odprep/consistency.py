@@ -144,7 +144,9 @@ def _check_config_fields(config: PipelineConfig, report: Report) -> None:
             report.error("checkpoint-type", f"{config.path}: fine_tune_checkpoint_type {kind!r} is not "
                          f"one that {config.model_type} can restore ({', '.join(valid)})",
                          "Use 'detection' for a detection checkpoint, 'classification' for a backbone")
-        if "://" not in checkpoint and not Path(checkpoint + ".index").is_file():
+        if "://" in checkpoint:
+            _check_url(f"{checkpoint}.index", "fine_tune_checkpoint", config.path, report)
+        elif not Path(checkpoint + ".index").is_file():
             hint = ""
             if Path(checkpoint).is_dir():
                 prefixes = sorted(p.name.removesuffix(".index") for p in Path(checkpoint).glob("*.index"))
@@ -230,6 +232,17 @@ def check(config_path: Path | str, max_examples: int = 5, label_map_path: Path |
     arch = model_block(root, str(config_path))[1] if root.messages("model") else None
     checks.run(od_api_facts(root, config.path, config.model_type, arch, config.resizer), summary, report)
     return report
+
+
+def _check_url(url: str, setting: str, config_path: str, report: Report) -> None:
+    """A checkpoint or annotation file in object storage: checked there, or said why not."""
+    try:
+        found = storage.exists(url)
+    except OdprepError as error:
+        report.error("path-not-checked", f"{config_path}: {setting}: {error.problem} ({url})", error.fix)
+        return
+    if not found:
+        report.error("path-missing", f"{config_path}: {setting}: {url} does not exist", "Fix the URL")
 
 
 def _role(reader: InputReader) -> str:
@@ -392,11 +405,15 @@ def check_experiment(config_path: Path | str, text: str, max_examples: int = 5,
                            "evaluator rebuilds the ground truth from the eval records (that path fails "
                            "in tf-models-official 2.20 with NumPy 2)",
                            "Pass --annotation-file with the validation set's COCO JSON")
-        elif "://" not in experiment.annotation_file and not Path(experiment.annotation_file).is_file():
+        elif "://" in experiment.annotation_file:
+            _check_url(experiment.annotation_file, "task.annotation_file", path, report)
+        elif not Path(experiment.annotation_file).is_file():
             report.error("annotation-file-missing", f"{path}: task.annotation_file "
                          f"{experiment.annotation_file!r} is not a file", "Fix the path")
     checkpoint = experiment.init_checkpoint
-    if checkpoint and "://" not in checkpoint and not Path(checkpoint + ".index").is_file() \
+    if checkpoint and "://" in checkpoint:
+        _check_url(f"{checkpoint}.index", "task.init_checkpoint", path, report)
+    elif checkpoint and not Path(checkpoint + ".index").is_file() \
             and not (Path(checkpoint) / "checkpoint").is_file():
         report.error("checkpoint-missing", f"{path}: task.init_checkpoint {checkpoint!r} points at "
                      "nothing (no .index file, no checkpoint folder)", "Fix the path, or patch-config "

@@ -91,6 +91,16 @@ def filesystem(url: str):
         raise OdprepError(url, f"unknown storage protocol {protocol}:// ({error})", "Check the URL") from None
 
 
+def exists(url: str) -> bool:
+    """Whether an object (or folder) is at ``url``. A missing storage library, or a store
+    that cannot be reached, is an OdprepError that says so: never a silent "yes"."""
+    fs, path = filesystem(url)
+    try:
+        return bool(_call(fs, "exists", path))
+    except Exception as error:
+        raise _storage_error(url, error, "check this path") from None
+
+
 _EXTRAS = {"gs": "gcs", "gcs": "gcs", "s3": "s3", "s3a": "s3", "az": "azure", "abfs": "azure"}
 
 

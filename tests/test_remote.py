@@ -257,3 +257,25 @@ def test_ctrl_c_during_a_multipart_upload_is_one_line(s3, endpoint, tmp_path):
     assert proc.returncode == 130, err
     assert err.strip() == "interrupted: no output was written", err
     assert objects(s3) == []
+
+
+def test_check_looks_up_a_checkpoint_in_the_bucket_and_never_skips_one(s3, endpoint, tmp_path):
+    assert odprep(endpoint, "voc2tfr", SAMPLE / "voc" / "Annotations", "--images-dir", SAMPLE / "images",
+                  "-o", tmp_path / "train.record", "-q").returncode == 0
+    made = odprep(endpoint, "new-config", "--template", "ssd_mobilenet_v2_fpnlite_320", "--train-input",
+                  tmp_path / "train.record", "--eval-input", tmp_path / "train.record", "--label-map",
+                  tmp_path / "label_map.pbtxt", "--checkpoint", "s3://src/ckpt/ckpt-0", "-o",
+                  tmp_path / "p.config")
+    assert made.returncode == 0, made.stderr
+    missing = odprep(endpoint, "check", tmp_path / "p.config")
+    assert missing.returncode == 1 and "path-missing" in missing.stdout
+    assert "s3://src/ckpt/ckpt-0.index does not exist" in missing.stdout
+    s3.pipe("src/ckpt/ckpt-0.index", b"index")
+    s3.invalidate_cache()
+    found = odprep(endpoint, "check", tmp_path / "p.config")
+    assert "path-missing" not in found.stdout and "path-not-checked" not in found.stdout, found.stdout
+    config = tmp_path / "p.config"
+    config.write_text(config.read_text().replace("s3://src/ckpt/ckpt-0", "gs://made-up/ckpt-0"))
+    unchecked = odprep(endpoint, "check", config)
+    assert unchecked.returncode == 1 and "path-not-checked" in unchecked.stdout
+    assert ("tf-odprep[gcs]" in unchecked.stdout) or "gcsfs" not in unchecked.stdout

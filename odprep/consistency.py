@@ -6,6 +6,7 @@ Reads the records with odprep's own TFRecord and proto code, never TensorFlow.
 from __future__ import annotations
 
 import glob
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -266,8 +267,27 @@ def _reader_files(config: PipelineConfig, reader: InputReader, report: Report) -
             report.error("input-path-unmatched", f"{config.path}: {reader.role}.input_path "
                          f"{pattern!r} matches no file (relative to {Path.cwd()}){hint}",
                          "Fix the path, or patch-config --train-input/--eval-input")
+        _two_shard_sets(f"{config.path}: {reader.role}.input_path {pattern!r}", matched, report)
         files += matched
     return files
+
+
+_SHARD = re.compile(r"^(?P<base>.+)-\d{5}-of-(?P<count>\d{5})$")
+
+
+def _two_shard_sets(where: str, files: list[Path], report: Report) -> None:
+    """One glob matching the shards of two runs (or a run's single file and another's
+    shards): training reads both, duplicates and all."""
+    sets: dict[tuple[str, str], int] = {}
+    for path in files:
+        found = _SHARD.match(path.name)
+        key = (str(path.parent / found.group("base")), found.group("count")) if found else (str(path), "1")
+        sets[key] = sets.get(key, 0) + 1
+    bases = {base for base, _ in sets}
+    if len(sets) > len(bases) or any(base in {str(p) for p in files} for base, count in sets if count != "1"):
+        shown = ", ".join(f"{Path(base).name} ({int(count)} shard(s))" for base, count in sorted(sets))
+        report.warning("input-glob-two-shard-sets", f"{where} matches the outputs of more than one run: "
+                       f"{shown}", "Remove the older files, or narrow the pattern")
 
 
 def _report_unreadable(summary: DataSummary, report: Report) -> None:

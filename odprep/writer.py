@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import glob
 import os
 import sys
 import time
@@ -97,6 +98,22 @@ class Summary:
 ProgressFactory = Callable[[int | None], object]
 
 
+def _earlier_outputs(output: Path | str, paths: list[Path]) -> list[str]:
+    """Files beside OUTPUT from another run (the unsharded file, or shards of another count)
+    that a glob such as OUTPUT* would read along with the new ones."""
+    output = Path(output)
+    if storage.is_url(storage.url_for(output)):
+        return []
+    found = {Path(p) for p in glob.glob(glob.escape(str(output)) + "-[0-9][0-9][0-9][0-9][0-9]-of-[0-9]*")}
+    if output.exists():
+        found.add(output)
+    others = sorted(str(p) for p in found - set(paths))
+    if not others:
+        return []
+    return [f"{output}: {len(others)} earlier output(s) beside it are not this run's ({', '.join(others[:3])}"
+            f"{', ...' if len(others) > 3 else ''}); a glob over them reads both sets: remove them"]
+
+
 def write_records(records: Iterable[ImageRecord], output: Path | str, label_map: LabelMap,
                   num_shards: int = 1, workers: int | BeamRunner | None = None,
                   options: EncodeOptions = EncodeOptions(),
@@ -108,7 +125,14 @@ def write_records(records: Iterable[ImageRecord], output: Path | str, label_map:
     With ``defer_commit`` the finished temporary files are left in
     ``summary.pending`` for the caller to ``commit`` or ``discard`` (used to make
     several splits all-or-nothing)."""
+    notes = []
+    if total is None and isinstance(records, Sequence):
+        total = len(records)
+    if total and num_shards > total:  # never an empty shard (validate and trainers stumble on them)
+        notes.append(f"{output}: --num-shards {num_shards} for {total} image(s): {total} shard(s) written")
+        num_shards = total
     paths = shard_paths(output, num_shards)
+    notes += _earlier_outputs(output, paths)
     if isinstance(workers, BeamRunner):
         return _write_with_beam(records, output, paths, label_map, options, workers, defer_commit)
     workers = default_workers() if workers is None else max(1, workers)
@@ -152,6 +176,7 @@ def write_records(records: Iterable[ImageRecord], output: Path | str, label_map:
             commit(summary.pending)
         temps = []
         summary.files = paths
+        summary.warnings += notes
     except OSError as exc:
         raise os_error(output, exc, "write the records") from None
     finally:

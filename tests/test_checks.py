@@ -178,3 +178,23 @@ def test_the_sample_images_do_not_look_alike():
     hashes = [dhash(data)[0] for data in PHOTOS.values()]
     assert all(bin(a ^ b).count("1") > 10 for i, a in enumerate(hashes) for b in hashes[i + 1:])
 
+
+
+def test_no_empty_shards_and_earlier_outputs_are_named(tmp_path):
+    out = tmp_path / "out" / "t.record"
+    first = run_cli("voc2tfr", SAMPLE / "voc" / "Annotations", "--images-dir", SAMPLE / "images", "-o", out)
+    assert first.exit_code == 0
+    result = run_cli("voc2tfr", SAMPLE / "voc" / "Annotations", "--images-dir", SAMPLE / "images", "-o", out,
+                     "--num-shards", "32")
+    assert result.exit_code == 0, result.output
+    assert "--num-shards 32 for 6 image(s): 6 shard(s) written" in result.output
+    assert len(list(out.parent.glob("t.record-*-of-00006"))) == 6 and not list(out.parent.glob("*-of-00032"))
+    assert "1 earlier output(s) beside it" in result.output and str(out) in result.output
+    made = run_cli("new-config", "--template", "ssd_mobilenet_v2_fpnlite_320", "--train-input", f"{out}*",
+                   "--eval-input", f"{out}*", "--label-map", out.parent / "label_map.pbtxt", "--no-checkpoint",
+                   "-o", tmp_path / "p.config")
+    checked_now = run_cli("check", tmp_path / "p.config")
+    assert "input-glob-two-shard-sets" in made.output + checked_now.output
+    assert "t.record (6 shard(s)), t.record (1 shard(s))" in checked_now.output
+    out.unlink()
+    assert "input-glob-two-shard-sets" not in run_cli("check", tmp_path / "p.config").output

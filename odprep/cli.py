@@ -677,35 +677,85 @@ def validate_cmd(records, label_map, strict, decode, max_examples, as_json, max_
 
 
 @main.command("inspect", context_settings=CONTEXT)
-@click.argument("records", nargs=-1, required=True, type=Location())
+@click.argument("records", nargs=-1, required=True)
 @click.option("--label-map", type=Location(exists=True, dir_okay=False),
               help="Names for records that carry only class/label.")
+@click.option("--report", type=Location("output-folder", file_okay=False),
+              help="Write a page here: index.html (plots, findings, previews) and stats.json.")
+@click.option("--config", type=Location(exists=True, dir_okay=False),
+              help="With --report: box sizes in the model's input pixels (its image_resizer), and the "
+                   "config's limits among the findings.")
 @click.option("--preview", type=Location("output-folder", file_okay=False),
               help="Draw images with boxes/masks here, with an index.html contact sheet.")
 @click.option("--num", default=16, show_default=True, type=click.IntRange(1),
-              help="Images to draw (stratified so rare classes appear).")
+              help="Images to draw (--report: those behind findings first, then a seeded sample).")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the --report sample.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--max-pixels", type=click.IntRange(1), default=None,
               help="Refuse to draw images over this many pixels (default: 178956970).")
 @library_errors
-def inspect_cmd(records, label_map, preview, num, as_json, max_pixels):
-    """Show what is in TFRecord files: classes, imbalance, boxes, sizes, duplicates.
+def inspect_cmd(records, label_map, report, config, preview, num, seed, as_json, max_pixels):
+    """Show what is in TFRecord files: classes, imbalance, boxes, sizes, duplicates. Each
+    RECORDS argument (a file or a glob, or NAME=GLOB) is a split, shown side by side. A
+    label map given as RECORDS is shown as the map.
 
     \b
     Example:
       odprep inspect data/train.record-* --preview preview/ --num 24
+      odprep inspect train=data/train.record-* val=data/val.record --report report/ --config pipeline.config
     """
-    from odprep.inspection import inspect_records, render, to_json
+    from odprep.images import DEFAULT_MAX_PIXELS
+    from odprep.inspection import inspect_records, label_map_text, named_inputs, render, to_json
     from odprep.labelmap import LabelMap
 
-    stats = inspect_records(records, LabelMap.load(label_map) if label_map else None)
-    echo(to_json(stats) if as_json else render(stats))
+    splits = named_inputs(records)
+    maps = label_map_text(splits)
+    if maps is not None:
+        echo(maps)
+        return
+    loaded = LabelMap.load(label_map) if label_map else None
+    limit = max_pixels or DEFAULT_MAX_PIXELS
+    if report is not None:
+        from odprep.checks.facts import ConfigFacts, load_facts
+        from odprep.datasummary import summarize
+        from odprep.reportpage import write_report
+        from odprep.reportstats import compute
+        from odprep.writer import tqdm_progress
+
+        facts = load_facts(config) if config is not None else ConfigFacts("records", "none", None)
+        factory = tqdm_progress(as_json)
+        bar = factory(None) if factory is not None else None
+        try:
+            summary = summarize(splits, loaded, hashes=True, progress=bar.update if bar is not None else None)
+        finally:
+            if bar is not None:
+                bar.close()
+        data = compute(summary, facts, num, seed)
+        index = write_report(summary, data, report, limit)
+        echo(to_json(data.stats) if as_json else render_splits(summary))
+        echo(f"report: {index} ({len(data.previews)} preview(s)) and {index.parent / 'stats.json'}", err=as_json)
+        return
+    outputs = {name: inspect_records(paths, loaded) for name, paths in splits.items()}
+    if len(outputs) == 1:
+        stats = next(iter(outputs.values()))
+        echo(to_json(stats) if as_json else render(stats))
+    else:
+        echo(to_json(outputs) if as_json else "\n\n".join(f"== {name} ==\n{render(stats)}"
+                                                           for name, stats in outputs.items()))
     if preview is not None:
-        from odprep.images import DEFAULT_MAX_PIXELS
         from odprep.preview import write_preview
 
-        pictures = write_preview(stats, preview, num, max_pixels or DEFAULT_MAX_PIXELS)
+        stats = next(iter(outputs.values())) if len(outputs) == 1 else inspect_records(
+            [p for paths in splits.values() for p in paths], loaded)
+        pictures = write_preview(stats, preview, num, limit)
         echo(f"preview: {len(pictures)} image(s) and {preview / 'index.html'}", err=as_json)
+
+
+def render_splits(summary) -> str:
+    from odprep.inspection import render, stats_of
+
+    return "\n\n".join(f"== {name} ==\n{render(stats_of(split, summary.classes))}"
+                        for name, split in summary.splits.items())
 
 
 def _storage_option_everywhere() -> None:

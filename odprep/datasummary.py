@@ -62,6 +62,7 @@ class SplitData:
     empty_files: list[str] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)  # one line per file that stopped early
     unparsable: int = 0
+    first_unparsable: str = ""  # "file|N"
     images: int = 0
     negatives: int = 0
     objects: int = 0
@@ -173,6 +174,7 @@ def summarize(splits: dict[str, Iterable[Path | str]], label_map: LabelMap | Non
                     example = proto.parse_example(raw.data)
                     if example is None:
                         split.unparsable += 1
+                        split.first_unparsable = split.first_unparsable or f"{path}|{raw.index}"
                         continue
                     _add(summary, split, example.features.feature, len(split.files) - 1, raw.index,
                          label_map, hashes)

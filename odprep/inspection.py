@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import statistics
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from odprep import keys, proto
+from odprep import proto
 from odprep.errors import OdprepError, printable, shortened
-from odprep.fileio import expand_paths
+from odprep.fileio import expand_paths, open_binary
 from odprep.labelmap import LabelMap
-from odprep.tfrecord import read_records
 
 # COCO's area bins, in pixels: small < 32², medium < 96², large otherwise.
 SMALL, MEDIUM = 32 * 32, 96 * 96
@@ -57,14 +58,6 @@ class DatasetStats:
         }
 
 
-def _first(feature, key: str, default=None):
-    if key in feature:
-        values = proto.feature_values(feature[key])
-        if values:
-            return values[0]
-    return default
-
-
 def parse_example(data: bytes, path: Path, index: int):
     """The Example in a record, or an OdprepError that points to `odprep validate`."""
     example = proto.parse_example(data)
@@ -75,35 +68,40 @@ def parse_example(data: bytes, path: Path, index: int):
 
 
 def inspect_records(paths: Iterable[Path | str], label_map: LabelMap | None = None) -> DatasetStats:
-    """Statistics over every record; raises OdprepError for unreadable files."""
-    stats = DatasetStats()
-    seen: set[bytes] = set()
-    for path in expand_paths(paths):
-        for raw in read_records(path):
-            feature = parse_example(raw.data, path, raw.index).features.feature
-            width, height = _first(feature, keys.IMAGE_WIDTH, 0), _first(feature, keys.IMAGE_HEIGHT, 0)
-            texts = [t.decode("utf-8", "replace") for t in proto.feature_values(feature[keys.CLASS_TEXT])] \
-                if keys.CLASS_TEXT in feature else []
-            if not texts and keys.CLASS_LABEL in feature and label_map is not None:
-                texts = [label_map.name_of(i) or str(i) for i in feature[keys.CLASS_LABEL].int64_list.value]
-            stats.images += 1
-            stats.objects += len(texts)
-            stats.negatives += not texts
-            stats.class_objects.update(texts)
-            stats.class_images.update(set(texts))
-            stats.objects_per_image[len(texts)] += 1
-            stats.image_sizes[(width, height)] += 1
-            stats.formats[(_first(feature, keys.IMAGE_FORMAT, b"?")).decode("ascii", "replace")] += 1
-            stats.with_masks += keys.MASK in feature and bool(feature[keys.MASK].bytes_list.value)
-            boxes = [proto.feature_values(feature[k]) if k in feature else [] for k in keys.BBOX_KEYS]
-            for xmin, xmax, ymin, ymax in zip(*boxes, strict=False):
-                area = (xmax - xmin) * width * (ymax - ymin) * height
-                stats.box_sizes["small" if area < SMALL else "medium" if area < MEDIUM else "large"] += 1
-            digest = _first(feature, keys.IMAGE_SHA256, b"")
-            if digest:
-                stats.duplicates += digest in seen
-                seen.add(digest)
-            stats.index.append((path, raw.index, tuple(texts)))
+    """Statistics over every record (from the data summary's one pass); raises OdprepError
+    for unreadable files."""
+    from odprep.datasummary import summarize
+
+    summary = summarize({"all": expand_paths(paths)}, label_map)
+    split = summary.splits["all"]
+    if split.unreadable:
+        raise OdprepError("", split.unreadable[0].rstrip("."))
+    if split.unparsable:
+        path, _, record = split.first_unparsable.rpartition("|")
+        raise OdprepError(path, f"record {record} does not parse as a tf.train.Example",
+                          "Run odprep validate on the file")
+    return stats_of(split, summary.classes)
+
+
+def stats_of(split, classes: list[str]) -> DatasetStats:
+    """The one-table view of a split of the data summary."""
+    import numpy as np
+
+    stats = DatasetStats(images=split.images, objects=split.objects, negatives=split.negatives,
+                         class_objects=Counter(split.class_objects), class_images=Counter(split.class_images),
+                         objects_per_image=Counter(split.objects_per_image),
+                         image_sizes=Counter(split.image_sizes), formats=Counter(split.formats),
+                         duplicates=split.exact_duplicates, with_masks=split.with_masks)
+    boxes = split.boxes.arrays()
+    area = (boxes["xmax"] - boxes["xmin"]) * boxes["width"] * (boxes["ymax"] - boxes["ymin"]) * boxes["height"]
+    stats.box_sizes.update({"small": int(np.count_nonzero(area < SMALL)),
+                            "medium": int(np.count_nonzero((area >= SMALL) & (area < MEDIUM))),
+                            "large": int(np.count_nonzero(area >= MEDIUM))})
+    per_image: list[list[str]] = [[] for _ in range(split.images)]
+    for image, cls in zip(boxes["image"].tolist(), boxes["cls"].tolist(), strict=True):
+        per_image[image].append(classes[cls])
+    stats.index = [(Path(split.files[f]), record, tuple(per_image[i]))
+                   for i, (f, record) in enumerate(split.records)]
     return stats
 
 
@@ -132,5 +130,61 @@ def render(stats: DatasetStats) -> str:
     return "\n".join(map(printable, lines))
 
 
-def to_json(stats: DatasetStats) -> str:
-    return json.dumps(stats.to_dict(), indent=2)
+def to_json(stats) -> str:
+    """A DatasetStats, a {split: DatasetStats} mapping, or report stats, as JSON."""
+    if isinstance(stats, DatasetStats):
+        return json.dumps(stats.to_dict(), indent=2)
+    if isinstance(stats, dict) and all(isinstance(v, DatasetStats) for v in stats.values()):
+        return json.dumps({name: value.to_dict() for name, value in stats.items()}, indent=2)
+    return json.dumps(stats, indent=2)
+
+
+_NAMED = re.compile(r"^(?P<name>[A-Za-z0-9_.-]{1,40})=(?P<pattern>.+)$")
+
+
+def named_inputs(arguments) -> dict[str, list[Path]]:
+    """Each argument a split: ``NAME=GLOB``, or a file or glob named by its file name
+    (without .record and shard numbers). A glob matching nothing is an error naming it."""
+    splits: dict[str, list[Path]] = {}
+    for argument in arguments:
+        found = _NAMED.match(argument)
+        name, pattern = (found.group("name"), found.group("pattern")) if found and not os.path.lexists(argument) \
+            else (None, argument)
+        paths = expand_paths([pattern])
+        if len(paths) == 1 and not os.path.lexists(paths[0]) and "://" not in str(paths[0]):
+            raise OdprepError(pattern, "no file matches", "Check the path or glob pattern")
+        if name is None:
+            stem = re.sub(r"-\d{5}-of-\d{5}$", "", Path(pattern).name)
+            name = re.sub(r"\.(tf)?records?$|[*?\[].*$", "", stem) or stem
+        base, number = name, 2
+        while name in splits:
+            name, number = f"{base}-{number}", number + 1
+        splits[name] = paths
+    return splits
+
+
+def label_map_text(splits: dict[str, list[Path]]) -> str | None:
+    """The label map(s) among the inputs, shown as maps; None when the inputs are records.
+    A text file that starts with 'item' (after comments) is a label map, not a broken record."""
+    paths = [p for paths in splits.values() for p in paths]
+    if not paths or not all(_looks_like_label_map(p) for p in paths):
+        return None
+    lines = []
+    for path in paths:
+        loaded = LabelMap.load(path)
+        lines.append(f"{path}: label map, {len(loaded)} classes, ids {min(i.id for i in loaded.items)}.."
+                     f"{loaded.max_id}")
+        lines += [f"  {item.id:>5}  {item.name}" + (f"  ({item.display_name})" if item.display_name else "")
+                  for item in loaded.items]
+    return "\n".join(map(printable, lines))
+
+
+def _looks_like_label_map(path: Path) -> bool:
+    try:
+        with open_binary(path, "file") as handle:
+            head = handle.read(4096)
+    except OdprepError:
+        return False
+    text = head.decode("utf-8", "ignore")
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
+    return bool(lines) and lines[0].startswith("item")

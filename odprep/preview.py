@@ -54,7 +54,8 @@ def _font(size: int):
         return ImageFont.load_default()
 
 
-def draw_example(data: bytes, max_pixels: int = images.DEFAULT_MAX_PIXELS) -> tuple[Image.Image, list[str]]:
+def draw_example(data: bytes, max_pixels: int = images.DEFAULT_MAX_PIXELS,
+                 colour=class_colour) -> tuple[Image.Image, list[str]]:
     """The image with its boxes, class names and masks drawn; and its class names.
     Raises ValueError when the image cannot be drawn."""
     example = proto.parse_example(data)
@@ -76,17 +77,18 @@ def draw_example(data: bytes, max_pixels: int = images.DEFAULT_MAX_PIXELS) -> tu
         with images.open_checked(png, max_pixels) as opened:
             mask = opened.convert("L").point(lambda v: 110 if v else 0)
         if mask.size == image.size:
-            image.paste(Image.new("RGB", image.size, class_colour(name)), mask=mask)
+            image.paste(Image.new("RGB", image.size, colour(name)), mask=mask)
     pen = ImageDraw.Draw(image)
     font = _font(max(10, min(width, height) // 25))
     line = max(1, min(width, height) // 150)
     for (xmin, xmax, ymin, ymax), name in zip(boxes, texts, strict=False):
-        colour = class_colour(name)
+        fill = colour(name)
         box = [xmin * width, ymin * height, xmax * width, ymax * height]
-        pen.rectangle(box, outline=colour, width=line)
+        pen.rectangle(box, outline=fill, width=line)
         left, top, right, bottom = pen.textbbox((box[0], box[1]), name, font=font)
-        pen.rectangle([left, top, right + 2, bottom + 1], fill=colour)
-        pen.text((box[0] + 1, box[1]), name, fill=(0, 0, 0), font=font)
+        pen.rectangle([left, top, right + 2, bottom + 1], fill=fill)
+        ink = (0, 0, 0) if sum(fill) > 380 else (255, 255, 255)  # readable on dark and light labels
+        pen.text((box[0] + 1, box[1]), name, fill=ink, font=font)
     return image, texts
 
 

@@ -70,5 +70,5 @@ def framed_example(filename: str, objects=(), image: bytes | None = None, source
         for key, value in zip(keys.BBOX_KEYS, box, strict=True):
             feature[key].float_list.value.append(value)
         feature[keys.CLASS_TEXT].bytes_list.value.append(name.encode())
-        feature[keys.CLASS_LABEL].int64_list.value.append(ids[name])
+        feature[keys.CLASS_LABEL].int64_list.value.append(ids.get(name, len(ids) + 1))
     return frame(b"".join(proto.example_parts(features, keys.IMAGE_ENCODED, data)))

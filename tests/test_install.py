@@ -101,6 +101,12 @@ def test_a_feature_without_its_extra_names_the_extra_in_one_line(tmp_path):
     assert done.returncode == 2, done.stderr
     assert done.stderr.count("\n") == 1 and f'pip install "{DISTRIBUTION}[oid]"' in done.stderr
     assert list(tmp_path.iterdir()) == []
+    voc = _without_extras("voc2tfr", SAMPLE / "voc" / "Annotations", "--images-dir", SAMPLE / "images", "-o",
+                          tmp_path / "v" / "t.record", "-q")
+    assert voc.returncode == 0, voc.stderr
+    page = _without_extras("inspect", tmp_path / "v" / "t.record", "--report", tmp_path / "report")
+    assert page.returncode == 2 and page.stderr.count("\n") == 1, page.stderr
+    assert f'pip install "{DISTRIBUTION}[report]"' in page.stderr and not (tmp_path / "report").exists()
     code = ("import sys; sys.modules['tensorflow'] = None\n"
             "from odprep.errors import OdprepError\nfrom odprep.tfdata import tf_dataset\n"
             "try:\n    tf_dataset('x-*.record')\nexcept OdprepError as e:\n    print(e)\n")

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -108,10 +109,13 @@ def test_a_signal_during_the_renames_is_reported_as_what_it_left(tmp_path, monke
         temp.write_text(name)
         pending.append((temp, tmp_path / name))
     real_replace = os.replace
+    sent = []
 
     def replace_and_signal(source, target):
         real_replace(source, target)
-        os.kill(os.getpid(), signal.SIGINT)
+        if not sent:  # once, to this (the main) thread: other threads of pytest never see it
+            sent.append(True)
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
 
     monkeypatch.setattr(fileio.os, "replace", replace_and_signal)
     previous = end_like_ctrl_c()

@@ -62,16 +62,8 @@ def _small_after_resize(facts: ConfigFacts, summary: DataSummary, report: Report
     boxes = train.boxes.arrays()
     if not boxes["cls"].size:
         return
-    width, height = boxes["width"].astype(np.float64), boxes["height"].astype(np.float64)
-    if resizer.kind == "fixed":
-        scale_x, scale_y = resizer.second / np.maximum(width, 1), resizer.first / np.maximum(height, 1)
-    else:  # keep aspect: the shorter side to min_dimension, unless the longer passes max_dimension
-        scale = np.minimum(resizer.first / np.maximum(np.minimum(width, height), 1),
-                           resizer.second / np.maximum(np.maximum(width, height), 1))
-        scale_x = scale_y = scale
-    shorter = np.minimum((boxes["xmax"] - boxes["xmin"]) * width * scale_x,
-                         (boxes["ymax"] - boxes["ymin"]) * height * scale_y)
-    small = shorter < SMALL_AFTER_RESIZE_PX
+    box_width, box_height = model_sizes(boxes, resizer)
+    small = np.minimum(box_width, box_height) < SMALL_AFTER_RESIZE_PX
     for index in np.unique(boxes["cls"][small]):
         name = summary.classes[index]
         count = int(np.count_nonzero(small & (boxes["cls"] == index)))
@@ -80,6 +72,21 @@ def _small_after_resize(facts: ConfigFacts, summary: DataSummary, report: Report
                    f"{facts.path}: train: {share(count, total)} {shortened(name)!r} objects are under "
                    f"{SMALL_AFTER_RESIZE_PX} px on their shorter side after the image_resizer "
                    f"({describe(resizer)})", "Use a larger input size, or tile the images, for small objects")
+
+
+def model_sizes(boxes: dict[str, np.ndarray], resizer) -> tuple[np.ndarray, np.ndarray]:
+    """Box widths and heights in the pixels the model sees: after the config's image_resizer
+    (fixed shape; or keep aspect, the shorter side to min_dimension unless the longer one
+    passes max_dimension), in image pixels without one."""
+    width, height = boxes["width"].astype(np.float64), boxes["height"].astype(np.float64)
+    if resizer is None:
+        scale_x = scale_y = np.ones_like(width)
+    elif resizer.kind == "fixed":
+        scale_x, scale_y = resizer.second / np.maximum(width, 1), resizer.first / np.maximum(height, 1)
+    else:
+        scale_x = scale_y = np.minimum(resizer.first / np.maximum(np.minimum(width, height), 1),
+                                       resizer.second / np.maximum(np.maximum(width, height), 1))
+    return (boxes["xmax"] - boxes["xmin"]) * width * scale_x, (boxes["ymax"] - boxes["ymin"]) * height * scale_y
 
 
 def describe(resizer) -> str:

@@ -172,3 +172,25 @@ def template_rates(trainer: str, model: str | None) -> dict[float, int]:
         if facts and facts.schedule and facts.schedule.learning_rate and facts.schedule.batch_size:
             rates[facts.schedule.learning_rate] = facts.schedule.batch_size
     return rates
+
+
+def load_facts(config_path) -> ConfigFacts:
+    """The facts of a config file of either trainer (for `inspect --report --config`)."""
+    from odprep import experiment_config, prototext
+    from odprep.fileio import read_text
+    from odprep.pipeline_config import Resizer, model_block, read_pipeline_config
+
+    text = read_text(config_path, "config")
+    if experiment_config.is_experiment(str(config_path), text):
+        document = experiment_config.load(text, str(config_path))[0]
+        facts = garden_facts(document, str(config_path), experiment_config.family(document["task"]))
+        size = _get(document, "task.model.input_size")
+        if isinstance(size, list) and len(size) >= 2 and all(_int(v) for v in size[:2]):
+            from dataclasses import replace
+
+            facts = replace(facts, resizer=Resizer("fixed", size[0], size[1]))
+        return facts
+    config = read_pipeline_config(config_path)
+    root = prototext.parse(text, str(config_path))
+    arch = model_block(root, str(config_path))[1] if root.messages("model") else None
+    return od_api_facts(root, config.path, config.model_type, arch, config.resizer)

@@ -150,7 +150,7 @@ COMMAND_GROUPS = {
 }
 # How a converter's -h groups its options; the rest come first, under "Options".
 OPTION_GROUPS = {
-    "Splits and sampling": ("split_spec", "split_from_lists", "seed", "oversample", "threshold",
+    "Splits and sampling": ("split_spec", "split_from_lists", "group_by", "seed", "oversample", "threshold",
                             "oversample_rounding"),
     "When input is bad": ("skip_invalid", "clip_boxes", "skip_empty", "allow_outside", "reencode",
                           "max_pixels", "allow_empty"),
@@ -222,6 +222,9 @@ def _shared_params(fmt) -> list[click.Parameter]:
         click.Option(["--split-from-lists"], type=Location(exists=True, file_okay=False),
                      help="A folder of train.txt, val.txt and test.txt (-o must contain {split}); each "
                           f"line names a record by {fmt.listed_by}."),
+        click.Option(["--group-by"], default=None, metavar="REGEX",
+                     help="--split keeps images whose file names give the same match (its first group) "
+                          "on one side, e.g. a video id; by default Roboflow's copies of one photo."),
         click.Option(["--seed"], default=0, show_default=True, type=int,
                      help="Seed for splitting and oversampling."),
         click.Option(["--oversample"], type=click.Choice(["repeat-factor"]), default=None,
@@ -251,7 +254,8 @@ def _convert(fmt, args: dict) -> None:
                            skip_empty=args.get("skip_empty", False), reencode=args["reencode"],
                            max_pixels=args["max_pixels"], allow_empty=args["allow_empty"], **fmt.encode(args))
     split = SplitOptions(args["split_spec"], args["split_from_lists"], args["seed"],
-                         args["oversample"] is not None, args["threshold"], args["oversample_rounding"])
+                         args["oversample"] is not None, args["threshold"], args["oversample_rounding"],
+                         args["group_by"])
     if args["runner"]:
         from odprep.beam import BeamRunner
 

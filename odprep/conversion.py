@@ -233,10 +233,10 @@ def convert_splits(splits: dict[str, list[ImageRecord]], output: Path | str, *,
 def split_and_convert(records: Iterable[ImageRecord], output: Path | str, *, split_spec: str | None = None,
                       split_lists: Path | None = None, seed: int = 0,
                       oversample_threshold: float | None = None, rounding: str = "stochastic",
-                      **convert_options) -> SplitConversion:
+                      group_by: str | None = None, **convert_options) -> SplitConversion:
     """Split records by image (``split_spec`` like "train=0.8,val=0.2", or VOC lists in
     ``split_lists``), then write every split with ``convert_splits``."""
-    from odprep.splits import parse_split_spec, split_from_lists, split_records, stubs_of
+    from odprep.splits import grouper, parse_split_spec, split_from_lists, split_records, stubs_of
 
     if bool(split_spec) == bool(split_lists):
         raise OdprepError("--split", "give --split or --split-from-lists (one of them)", "Pick one")
@@ -248,7 +248,7 @@ def split_and_convert(records: Iterable[ImageRecord], output: Path | str, *, spl
         fractions = parse_split_spec(split_spec)
         if oversample_threshold is not None and "train" not in fractions:
             raise OdprepError("--oversample", "no split is called train", "Name one split train")
-        splits = split_records(records, fractions, seed)
+        splits = split_records(records, fractions, seed, grouper(group_by))
     else:
         splits, unlisted = split_from_lists(records, split_lists)
     if lazy is not None:
@@ -284,7 +284,7 @@ def run(opened, options, summary: Summary, progress: ProgressFactory | None = No
         return split_and_convert(
             opened.records, options.output, split_spec=split.spec, split_lists=split.lists,
             seed=split.seed, oversample_threshold=split.threshold if split.oversample else None,
-            rounding=split.rounding, label_map=label_map, built_map=opened.label_map,
+            rounding=split.rounding, group_by=split.group_by, label_map=label_map, built_map=opened.label_map,
             built_map_origin=opened.origin, num_shards=options.num_shards, workers=options.workers,
             options=options.encode or EncodeOptions(), progress=progress, summary=summary,
             write_label_map=opened.write_label_map)

@@ -32,6 +32,14 @@ FLOAT32_EXACT = 2**24  # numeric ids above this are not exact in float32 (Model 
 _ROBOFLOW = re.compile(r"^(?P<stem>.+)\.rf\.[0-9a-f]{8,}\.[A-Za-z0-9]+$")
 
 
+def source_group(filename: str) -> str:
+    """What an image's file name says it comes from: Roboflow's NAME_ext.rf.HASH.ext copies
+    (augmented or re-exported) share NAME_ext; any other name is its own source."""
+    name = filename.replace("\\", "/").rsplit("/", 1)[-1]
+    found = _ROBOFLOW.match(name)
+    return found.group("stem") if found else name
+
+
 @dataclass
 class Boxes:
     """Every box of a split as columns (normalised corners; the image's pixel size)."""
@@ -93,11 +101,7 @@ class SplitData:
     boxes: Boxes = field(default_factory=Boxes, repr=False)
 
     def group_of(self, image: int) -> str:
-        """What the image's file name says it comes from: Roboflow's NAME_ext.rf.HASH.ext
-        copies (augmented or re-exported) share NAME_ext; otherwise the name itself."""
-        name = self.filenames[image].rsplit("/", 1)[-1]
-        found = _ROBOFLOW.match(name)
-        return found.group("stem") if found else name
+        return source_group(self.filenames[image])
 
 
 @dataclass

@@ -33,6 +33,7 @@ class SplitOptions:
     oversample: bool = False
     threshold: float = 0.001
     rounding: str = "stochastic"
+    group_by: str | None = None  # a regular expression over file names: one group, one split
 
 
 @dataclass(frozen=True)

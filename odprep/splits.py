@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,35 +65,67 @@ def split_sizes(total: int, fractions: dict[str, float]) -> dict[str, int]:
     return sizes
 
 
-def split_records(records: list[ImageRecord], fractions: dict[str, float],
-                  seed: int = 0) -> dict[str, list[ImageRecord]]:
-    """Stratified, deterministic split by image; output order follows the input order."""
+def grouper(pattern: str | None) -> Callable[[str], str]:
+    """The group of an image from its file name: what ``--group-by REGEX`` captures (its
+    first group, or the whole match), else the source its name says (Roboflow's copies of
+    one photo share one); a name that does not match is its own group."""
+    from odprep.datasummary import source_group
+
+    if pattern is None:
+        return source_group
+    try:
+        compiled = re.compile(pattern)
+    except re.error as error:
+        raise OdprepError("--group-by", f"{pattern!r} is not a regular expression ({error})",
+                          "Fix it, e.g. --group-by '^(video\\d+)_'") from None
+
+    def group(filename: str) -> str:
+        found = compiled.search(filename)
+        if found is None:
+            return "\0" + filename
+        return found.group(1) if compiled.groups else found.group(0)
+
+    return group
+
+
+def split_records(records: list[ImageRecord], fractions: dict[str, float], seed: int = 0,
+                  group_of: Callable[[str], str] | None = None) -> dict[str, list[ImageRecord]]:
+    """Stratified, deterministic split; images of one group (``group_of`` their file name:
+    copies of one photo, frames of one video) always land in one split. Output order
+    follows the input order."""
     sizes = split_sizes(len(records), fractions)
     names = list(fractions)
+    group_of = group_of or grouper(None)
+    groups: dict[str, list[int]] = {}
+    for i, record in enumerate(records):
+        groups.setdefault(group_of(record.filename), []).append(i)
+    members = list(groups.values())
+    labels_of = [set(label for i in group for label in records[i].labels) for group in members]
     class_images = Counter(label for r in records for label in set(r.labels))
     wanted = {(c, s): n * fractions[s] for c, n in class_images.items() for s in names}
     have: Counter = Counter()
     room = dict(sizes)
-    order = list(range(len(records)))
+    order = list(range(len(members)))
     random.Random(seed).shuffle(order)
 
-    def rarest(i: int) -> tuple[int, str]:
-        labels = set(records[i].labels)
-        if not labels:
+    def rarest(g: int) -> tuple[int, str]:
+        if not labels_of[g]:
             return (len(records) + 1, "")
-        return min((class_images[c], c) for c in labels)
+        return min((class_images[c], c) for c in labels_of[g])
 
     order.sort(key=rarest)
     assignment: dict[int, str] = {}
-    for i in order:
-        _, rare = rarest(i)
-        open_splits = [s for s in names if room[s] > 0]
-        best = max(open_splits, key=lambda s: (wanted.get((rare, s), 0) - have[(rare, s)],
-                                               room[s] / max(sizes[s], 1), -names.index(s)))
-        assignment[i] = best
-        room[best] -= 1
-        for label in set(records[i].labels):
-            have[(label, best)] += 1
+    for g in order:
+        _, rare = rarest(g)
+        size = len(members[g])
+        fitting = [s for s in names if room[s] >= size] or [s for s in names if room[s] > 0] or names
+        best = max(fitting, key=lambda s: (wanted.get((rare, s), 0) - have[(rare, s)],
+                                           room[s] / max(sizes[s], 1), -names.index(s)))
+        for i in members[g]:
+            assignment[i] = best
+        room[best] -= size
+        for label in labels_of[g]:
+            have[(label, best)] += sum(1 for i in members[g] if label in records[i].labels)
     return {s: [records[i] for i in range(len(records)) if assignment[i] == s] for s in names}
 
 

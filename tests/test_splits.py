@@ -7,6 +7,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from odprep.model import ImageRecord, ObjectAnnotation
 from odprep.splits import oversample, repeat_factors, split_records, split_sizes
@@ -152,3 +154,42 @@ def test_records_built_on_demand_split_and_oversample_as_a_list_does(tmp_path):
     from odprep.tfrecord import read_records
 
     assert sum(1 for _ in read_records(tmp_path / "lazy" / "train.record")) == 6  # 4 images, repeated
+
+
+def _stubs(names: list[str], labels=("cat",)):
+    from odprep.splits import RecordStub
+
+    return [RecordStub(i, labels, f"{name}.xml", name) for i, name in enumerate(names)]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 12), st.integers(0, 5)), min_size=1, max_size=60),
+       st.integers(0, 3), st.sampled_from([(0.8, 0.2), (0.5, 0.3, 0.2), (0.34, 0.33, 0.33)]))
+def test_no_group_ever_spans_two_splits(items, seed, shares):
+    from odprep.splits import grouper, split_records
+
+    names = [f"video{group}_frame{i}_{copy}.jpg" for i, (group, copy) in enumerate(items)]
+    fractions = dict(zip(["train", "val", "test"], shares, strict=False))
+    splits = split_records(_stubs(names), fractions, seed, grouper(r"^(video\d+)_"))
+    where: dict[str, str] = {}
+    for split, records in splits.items():
+        for record in records:
+            group = record.filename.split("_")[0]
+            assert where.setdefault(group, split) == split
+    assert sum(len(r) for r in splits.values()) == len(items)
+
+
+def test_roboflow_copies_of_one_photo_stay_on_one_side():
+    from odprep.splits import split_records
+
+    names = [f"p{photo}_jpg.rf.{copy:020x}.jpg" for photo in range(10) for copy in range(3)]
+    splits = split_records(_stubs(names), {"train": 0.7, "val": 0.3}, 0)
+    train = {n.filename.split(".rf.")[0] for n in splits["train"]}
+    val = {n.filename.split(".rf.")[0] for n in splits["val"]}
+    assert not train & val and len(splits["val"]) == 9
+
+
+def test_a_bad_group_by_is_one_line(tmp_path):
+    result = run_cli("voc2tfr", SAMPLE / "voc" / "Annotations", "--images-dir", SAMPLE / "images", "-o",
+                     tmp_path / "{split}.record", "--split", "train=0.5,val=0.5", "--group-by", "(")
+    assert_bad_input(result, "--group-by", "not a regular expression")

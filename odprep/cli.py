@@ -214,6 +214,9 @@ def _shared_params(fmt) -> list[click.Parameter]:
                      help="Re-encode BMP/GIF/WebP/TIFF images to PNG instead of rejecting them."),
         click.Option(["--max-pixels"], type=click.IntRange(1), default=DEFAULT_MAX_PIXELS, show_default=True,
                      help="Refuse images with more pixels than this (decompression bombs)."),
+        click.Option(["--numeric-source-ids"], is_flag=True,
+                     help="image/source_id 1..N instead of the file name: unique, numeric and exact in "
+                          "float32, as COCO evaluators and Model Garden want them."),
         click.Option(["--allow-empty"], is_flag=True,
                      help="Write an empty file when no image is written, instead of failing."),
         click.Option(["-q", "--quiet"], is_flag=True, help="No progress bar."),
@@ -263,7 +266,7 @@ def _convert(fmt, args: dict) -> None:
     elif args["beam_options"]:
         raise OdprepError("--beam-option", "given without --runner", "Add --runner DirectRunner (or another)")
     options = ConvertOptions(args["output"], args.get("label_map"), args["num_shards"], workers, encode,
-                             split, args["quiet"])
+                             split, args["quiet"], args["numeric_source_ids"])
     opened = fmt.open(args, context)
     result = run(opened, options, summary, tqdm_progress(args["quiet"]))
     try:  # the output is committed: from here on nothing may turn the run into a failure

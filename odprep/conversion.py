@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -259,6 +260,28 @@ def split_and_convert(records: Iterable[ImageRecord], output: Path | str, *, spl
     return result
 
 
+def _numbering(records, start: int):
+    """The records with image/source_id start+1, start+2, ... (built lazily, as they were)."""
+    if isinstance(records, Sequence):
+        wrapped = LazyRecords(len(records), lambda i: dataclasses.replace(records[i], source_id=str(start + i + 1)))
+        if hasattr(records, "class_names"):  # the label map is still built without the records
+            wrapped.class_names = records.class_names
+        return wrapped
+    return [dataclasses.replace(r, source_id=str(start + i + 1)) for i, r in enumerate(records)]
+
+
+def numbered(opened):
+    """``--numeric-source-ids``: every image's source id a number, unique across the splits
+    (a split's ids follow the one before), exact in float32 below 16 million images."""
+    if opened.splits is not None:
+        splits, start = {}, 0
+        for name, records in opened.splits.items():
+            splits[name] = _numbering(records, start)
+            start += len(splits[name])
+        return dataclasses.replace(opened, splits=splits)
+    return dataclasses.replace(opened, records=_numbering(opened.records, 0))
+
+
 def run(opened, options, summary: Summary, progress: ProgressFactory | None = None
         ) -> Conversion | SplitConversion:
     """One conversion from a format's opened records (``odprep.formats.Opened``) and one
@@ -268,6 +291,8 @@ def run(opened, options, summary: Summary, progress: ProgressFactory | None = No
     if not opened.write_label_map:
         label_map = opened.label_map
     summary.warnings += opened.notes
+    if options.numeric_source_ids:
+        opened = numbered(opened)
     split = options.split
     if opened.splits is not None:  # the format defines its splits
         if split is not None and (split.spec or split.lists):

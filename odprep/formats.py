@@ -47,6 +47,7 @@ class ConvertOptions:
     encode: EncodeOptions | None = None  # None: the defaults
     split: SplitOptions | None = None
     quiet: bool = False
+    numeric_source_ids: bool = False  # image/source_id 1..N: what COCO evaluators want, exact in float32
 
 
 @dataclass(frozen=True)

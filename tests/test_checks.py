@@ -198,3 +198,14 @@ def test_no_empty_shards_and_earlier_outputs_are_named(tmp_path):
     assert "t.record (6 shard(s)), t.record (1 shard(s))" in checked_now.output
     out.unlink()
     assert "input-glob-two-shard-sets" not in run_cli("check", tmp_path / "p.config").output
+
+
+def test_numeric_source_ids_are_unique_across_splits(tf, tmp_path):
+    from .conftest import parse_with_od_api_spec
+
+    result = run_cli("voc2tfr", SAMPLE / "voc" / "Annotations", "--images-dir", SAMPLE / "images", "-o",
+                     tmp_path / "{split}.record", "--split", "train=0.5,val=0.5", "--numeric-source-ids", "-q")
+    assert result.exit_code == 0, result.output
+    ids = [int(r["image/source_id"]) for split in ("train", "val")
+           for r in parse_with_od_api_spec(tf, [tmp_path / f"{split}.record"])]
+    assert sorted(ids) == list(range(1, 7))

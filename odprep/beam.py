@@ -36,7 +36,7 @@ from odprep.termination import held, worker_setup
 NAMESPACE = "odprep"
 _OPEN, _CLOSE = "<odprep-error>", "</odprep-error>"
 _MARK = re.compile(f"{_OPEN}(.*?){_CLOSE}", re.S)
-_EVENTS = ("skipped_image", "skipped_object", "clipped", "rounded", "warning")
+_EVENTS = ("skipped_image", "skipped_object", "clipped", "rounded", "oriented", "warning")
 _SUMS = ("images", "negatives", "objects", "image_bytes", "output_bytes", "segmentation_masks",
          "has_masks")
 
@@ -252,7 +252,8 @@ def _fill(summary, counters: dict[str, int], log: str) -> None:
         elif name.startswith("class_images:"):
             summary.class_images[name[13:]] += value
     lists = {"skipped_image": summary.skipped_images, "skipped_object": summary.skipped_objects,
-             "clipped": summary.clipped, "rounded": summary.rounded, "warning": summary.warnings}
+             "clipped": summary.clipped, "rounded": summary.rounded, "oriented": summary.oriented,
+             "warning": summary.warnings}
     for kind in _EVENTS:
         if counters.get(kind):
             lists[kind].append(f"{counters[kind]} counted by the Beam workers (messages: {log})")

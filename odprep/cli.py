@@ -152,7 +152,7 @@ COMMAND_GROUPS = {
 OPTION_GROUPS = {
     "Splits and sampling": ("split_spec", "split_from_lists", "group_by", "seed", "oversample", "threshold",
                             "oversample_rounding"),
-    "When input is bad": ("skip_invalid", "clip_boxes", "skip_empty", "allow_outside", "reencode",
+    "When input is bad": ("skip_invalid", "clip_boxes", "skip_empty", "allow_outside", "auto_orient", "reencode",
                           "max_pixels", "allow_empty"),
     "Scale": ("num_shards", "workers", "runner", "beam_options", "storage_options"),
 }
@@ -210,6 +210,11 @@ def _shared_params(fmt) -> list[click.Parameter]:
                          help="Read images named with '..' or absolute paths outside --images-dir."),
         ]
     return params + [
+        click.Option(["--auto-orient/--no-auto-orient"], default=None,
+                     help="Images with an EXIF orientation: --auto-orient turns the pixels upright (the "
+                          "annotation was made on the upright view, as most tools show it); "
+                          "--no-auto-orient writes them as stored. Default: decided by the size the "
+                          "annotation declares, and refused when it says upright."),
         click.Option(["--reencode"], is_flag=True,
                      help="Re-encode BMP/GIF/WebP/TIFF images to PNG instead of rejecting them."),
         click.Option(["--max-pixels"], type=click.IntRange(1), default=DEFAULT_MAX_PIXELS, show_default=True,
@@ -255,7 +260,8 @@ def _convert(fmt, args: dict) -> None:
     context = ReadContext(workers, summary.on_invalid if skip else None, args.get("allow_outside", False))
     encode = EncodeOptions(clip_boxes=args.get("clip_boxes", False), skip_invalid=skip,
                            skip_empty=args.get("skip_empty", False), reencode=args["reencode"],
-                           max_pixels=args["max_pixels"], allow_empty=args["allow_empty"], **fmt.encode(args))
+                           max_pixels=args["max_pixels"], allow_empty=args["allow_empty"],
+                           auto_orient=args["auto_orient"], **fmt.encode(args))
     split = SplitOptions(args["split_spec"], args["split_from_lists"], args["seed"],
                          args["oversample"] is not None, args["threshold"], args["oversample_rounding"],
                          args["group_by"])

@@ -34,6 +34,7 @@ class EncodeOptions:
     colormap: tuple | None = None  # RGB colour -> class index, for segmentation masks
     max_pixels: int = images.DEFAULT_MAX_PIXELS  # larger images are refused (decompression bombs)
     allow_empty: bool = False  # a run that writes no image is an error unless this is set
+    auto_orient: bool | None = None  # EXIF orientation: None decides by the declared size, True bakes it
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +139,8 @@ def _read_image(record: ImageRecord, options: EncodeOptions, result: EncodedImag
             f"over the limit of {options.max_pixels:,} pixels (a decompression bomb, or too large to "
             "train on)", "Resize or tile the image, or raise --max-pixels"), "skipped_image")
     declared = (record.width or 0, record.height or 0)
+    if fmt in ("jpeg", "png"):
+        data, width, height = _orient(record, data, fmt, (width, height), options, result)
     if declared != (0, 0) and declared != (width, height):
         _invalid(result, options, OdprepError(
             source, f"declared size {declared[0]}x{declared[1]} disagrees with the image "
@@ -145,6 +148,45 @@ def _read_image(record: ImageRecord, options: EncodeOptions, result: EncodedImag
             "Fix the annotation's width/height (or remove them so they are read from the image)"),
             "skipped_image")
     return data, fmt, width, height
+
+
+def _orient(record: ImageRecord, data: bytes, fmt: str, stored: tuple[int, int], options: EncodeOptions,
+            result: EncodedImage) -> tuple[bytes, int, int]:
+    """The image's EXIF orientation, dealt with (odprep.orientation): an annotation made on
+    the upright view is refused without --auto-orient, which bakes the rotation in."""
+    from odprep import orientation
+
+    tag = orientation.exif_orientation(data)
+    if tag == 1:
+        return data, *stored
+    source = f"{record.annotation_path}: {record.ref}" if record.ref else record.annotation_path
+    name = record.image_path.name
+    declared = (record.width or 0, record.height or 0)
+    seen = orientation.frame(tag, declared, stored)
+    if options.auto_orient is False or seen == "stored":
+        why = "--no-auto-orient" if options.auto_orient is False else "annotated as stored"
+        result.events.append(Event("oriented", f"{source}: {name}: EXIF orientation {tag}, {why}: left as stored"))
+        return data, *stored
+    if seen == "upright" and options.auto_orient is None:
+        _invalid(result, options, OdprepError(
+            source, f"{name} is stored {stored[0]}x{stored[1]} with EXIF orientation {tag}, and the annotation "
+            f"is {declared[0]}x{declared[1]}: it was made on the upright view, which the trainer never sees "
+            "(TensorFlow ignores the tag), so every box would land on the wrong pixels",
+            "Pass --auto-orient to turn the pixels upright"), "skipped_image")
+    if seen == "unknown" and options.auto_orient is None:
+        result.events.append(Event("warning", f"{source}: {name} has EXIF orientation {tag}, and its size does "
+                                   "not tell whether it was annotated upright or as stored; written as stored "
+                                   "(pass --auto-orient if it was annotated upright, as most tools show it, "
+                                   "or --no-auto-orient)"))
+        return data, *stored
+    try:
+        turned, width, height = orientation.upright(data, fmt, options.max_pixels)
+    except (OSError, ValueError) as exc:
+        _invalid(result, options, OdprepError(source, f"cannot turn {name} upright: {exc}", "Replace the image"),
+                 "skipped_image")
+    result.events.append(Event("oriented", f"{source}: {name}: EXIF orientation {tag}: re-oriented "
+                               f"(--auto-orient), now {width}x{height}"))
+    return turned, width, height
 
 
 def _checked_box(obj: ObjectAnnotation, where: str, record: ImageRecord, width: int, height: int,

@@ -50,6 +50,7 @@ def format_summary(conversion: Conversion) -> str:
     lines += _listed("skipped objects", s.skipped_objects)
     lines += _listed("clipped boxes", s.clipped)
     lines += _listed("boxes clamped (within rounding)", s.rounded)
+    lines += _listed("EXIF orientation (re-oriented or left as stored)", s.oriented)
     lines += _listed("warnings", s.warnings)
     lines.append("files written:")
     lines += [f"  {path}" for path in s.files]
@@ -91,6 +92,7 @@ def format_split_summary(result: SplitConversion) -> str:
         lines += _listed(f"[{name}] skipped objects", s.skipped_objects)
         lines += _listed(f"[{name}] clipped boxes", s.clipped)
         lines += _listed(f"[{name}] boxes clamped (within rounding)", s.rounded)
+        lines += _listed(f"[{name}] EXIF orientation (re-oriented or left as stored)", s.oriented)
         lines += _listed(f"[{name}] warnings", s.warnings)
     lines.append("files written:")
     lines += [f"  {p}" for conv in result.splits.values() for p in conv.summary.files]

@@ -12,7 +12,7 @@ import math
 from collections.abc import Iterable
 from pathlib import Path
 
-from odprep import images, keys, proto
+from odprep import images, keys, orientation, proto
 from odprep.fileio import expand_paths, os_error
 from odprep.findings import Report
 from odprep.labelmap import LabelMap
@@ -216,10 +216,21 @@ class _Validator:
                               "Replace the image")
             return None
         feature_size = (values.get(keys.IMAGE_WIDTH, [None])[0], values.get(keys.IMAGE_HEIGHT, [None])[0])
+        tag = orientation.exif_orientation(encoded)
         if None not in feature_size and feature_size != (width, height):
-            self.report.error("size-mismatch", f"{where}: features say {feature_size[0]}x{feature_size[1]}"
-                              f" but the image is {width}x{height}",
+            transposed = feature_size == (height, width) and tag in orientation.TRANSPOSING
+            self.report.error("size-transposed" if transposed else "size-mismatch",
+                              f"{where}: features say {feature_size[0]}x{feature_size[1]} but the image is "
+                              f"{width}x{height}" + (f" as stored (EXIF orientation {tag}: the size, and "
+                                                     "likely the boxes, are of the upright view, which the "
+                                                     "trainer never sees)" if transposed else ""),
+                              "Convert again with odprep --auto-orient" if transposed else
                               "Write the real image/width and image/height")
+        elif tag != 1:
+            self.report.warning("exif-orientation", f"{where}: the image carries EXIF orientation {tag}, which "
+                                "TensorFlow's decoders ignore: the model sees it as stored",
+                                "Check that the boxes match the stored pixels; odprep --auto-orient bakes "
+                                "the rotation in")
         if width * height > self.max_pixels:
             self.report.error("image-too-large", f"{where}: the image is {width}x{height}, over the "
                               f"limit of {self.max_pixels:,} pixels; decoding it takes "

@@ -54,6 +54,7 @@ class Summary:
     skipped_objects: list[str] = field(default_factory=list)
     clipped: list[str] = field(default_factory=list)
     rounded: list[str] = field(default_factory=list)
+    oriented: list[str] = field(default_factory=list)  # EXIF orientation: re-oriented, or left as stored
     warnings: list[str] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
     image_bytes: int = 0
@@ -65,7 +66,7 @@ class Summary:
 
     def add(self, encoded: EncodedImage) -> None:
         for event in encoded.events:
-            {"warning": self.warnings, "clipped": self.clipped, "rounded": self.rounded,
+            {"warning": self.warnings, "clipped": self.clipped, "rounded": self.rounded, "oriented": self.oriented,
              "skipped_object": self.skipped_objects,
              "skipped_image": self.skipped_images}[event.kind].append(event.message)
         if encoded.skipped:
@@ -90,7 +91,7 @@ class Summary:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for name in ("class_counts", "class_images"):
             getattr(self, name).update(getattr(other, name))
-        for name in ("skipped_images", "skipped_objects", "clipped", "rounded", "warnings", "files"):
+        for name in ("skipped_images", "skipped_objects", "clipped", "rounded", "oriented", "warnings", "files"):
             getattr(self, name).extend(getattr(other, name))
         self.has_masks |= other.has_masks
 

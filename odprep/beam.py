@@ -38,7 +38,7 @@ _OPEN, _CLOSE = "<odprep-error>", "</odprep-error>"
 _MARK = re.compile(f"{_OPEN}(.*?){_CLOSE}", re.S)
 _EVENTS = ("skipped_image", "skipped_object", "clipped", "rounded", "oriented", "warning")
 _SUMS = ("images", "negatives", "objects", "image_bytes", "output_bytes", "segmentation_masks",
-         "has_masks")
+         "has_masks", "resized", "resized_bytes_before", "resized_bytes_after")
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,9 @@ def _encode_examples(beam):
             count = {"images": 1, "negatives": int(not encoded.labels and not encoded.segmentation),
                      "objects": len(encoded.labels), "image_bytes": encoded.image_bytes,
                      "output_bytes": encoded.record_size, "segmentation_masks": int(encoded.segmentation),
-                     "has_masks": int(encoded.has_masks)}
+                     "has_masks": int(encoded.has_masks), "resized": int(bool(encoded.resized_from)),
+                     "resized_bytes_before": encoded.resized_from,
+                     "resized_bytes_after": encoded.image_bytes if encoded.resized_from else 0}
             for name, value in count.items():
                 if value:
                     Metrics.counter(NAMESPACE, name).inc(value)

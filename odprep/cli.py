@@ -152,8 +152,8 @@ COMMAND_GROUPS = {
 OPTION_GROUPS = {
     "Splits and sampling": ("split_spec", "split_from_lists", "group_by", "seed", "oversample", "threshold",
                             "oversample_rounding"),
-    "When input is bad": ("skip_invalid", "clip_boxes", "skip_empty", "allow_outside", "auto_orient", "reencode",
-                          "max_pixels", "allow_empty"),
+    "When input is bad": ("skip_invalid", "clip_boxes", "skip_empty", "allow_outside", "allow_empty"),
+    "Images": ("auto_orient", "reencode", "max_size", "max_size_from_config", "jpeg_quality", "max_pixels"),
     "Scale": ("num_shards", "workers", "runner", "beam_options", "storage_options"),
 }
 
@@ -215,6 +215,14 @@ def _shared_params(fmt) -> list[click.Parameter]:
                           "annotation was made on the upright view, as most tools show it); "
                           "--no-auto-orient writes them as stored. Default: decided by the size the "
                           "annotation declares, and refused when it says upright."),
+        click.Option(["--max-size"], type=click.IntRange(16), default=None, metavar="PIXELS",
+                     help="Downscale images whose longest side is larger, and re-encode them (boxes "
+                          "and keypoints are normalised: unchanged; masks resized nearest-neighbour)."),
+        click.Option(["--max-size-from-config"], type=Location(exists=True, dir_okay=False), default=None,
+                     metavar="CONFIG", help="--max-size from the config's image_resizer (or Model "
+                                            "Garden's input_size), with a quarter more for random crops."),
+        click.Option(["--jpeg-quality"], type=click.IntRange(1, 100), default=None,
+                     help="Quality of re-encoded JPEGs (default: about the source's own)."),
         click.Option(["--reencode"], is_flag=True,
                      help="Re-encode BMP/GIF/WebP/TIFF images to PNG instead of rejecting them."),
         click.Option(["--max-pixels"], type=click.IntRange(1), default=DEFAULT_MAX_PIXELS, show_default=True,
@@ -261,7 +269,8 @@ def _convert(fmt, args: dict) -> None:
     encode = EncodeOptions(clip_boxes=args.get("clip_boxes", False), skip_invalid=skip,
                            skip_empty=args.get("skip_empty", False), reencode=args["reencode"],
                            max_pixels=args["max_pixels"], allow_empty=args["allow_empty"],
-                           auto_orient=args["auto_orient"], **fmt.encode(args))
+                           auto_orient=args["auto_orient"], max_size=_max_size(args),
+                           jpeg_quality=args["jpeg_quality"], **fmt.encode(args))
     split = SplitOptions(args["split_spec"], args["split_from_lists"], args["seed"],
                          args["oversample"] is not None, args["threshold"], args["oversample_rounding"],
                          args["group_by"])
@@ -280,6 +289,21 @@ def _convert(fmt, args: dict) -> None:
     except (Exception, MemoryError) as error:
         text = f"the output is written; its summary could not be shown ({type(error).__name__})"
     echo(text)
+
+
+def _max_size(args: dict) -> int | None:
+    """--max-size, or the size the config's resizer keeps, with a margin for random crops."""
+    if args["max_size_from_config"] is None:
+        return args["max_size"]
+    if args["max_size"] is not None:
+        raise OdprepError("--max-size", "given with --max-size-from-config", "Pick one")
+    from odprep.checks.facts import load_facts
+
+    resizer = load_facts(args["max_size_from_config"]).resizer
+    if resizer is None:
+        raise OdprepError(args["max_size_from_config"], "the config has no image_resizer (or input_size)",
+                          "Pass --max-size PIXELS")
+    return -(-max(resizer.first, resizer.second) * 5 // 4)
 
 
 def _add_converters() -> None:

@@ -35,6 +35,8 @@ class EncodeOptions:
     max_pixels: int = images.DEFAULT_MAX_PIXELS  # larger images are refused (decompression bombs)
     allow_empty: bool = False  # a run that writes no image is an error unless this is set
     auto_orient: bool | None = None  # EXIF orientation: None decides by the declared size, True bakes it
+    max_size: int | None = None  # longest side: larger images are downscaled and re-encoded
+    jpeg_quality: int | None = None  # for re-encoded JPEGs; None: about the source's own
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +57,7 @@ class EncodedImage:
     sha256: str = ""
     labels: tuple[str, ...] = ()
     image_bytes: int = 0
+    resized_from: int = 0  # the image's bytes before --max-size shrank it (0: not resized)
     has_masks: bool = False
     segmentation: bool = False
     events: list[Event] = field(default_factory=list)
@@ -270,12 +273,24 @@ def _encode(record: ImageRecord, label_map: LabelMap, options: EncodeOptions,
         raise _Skip
 
     masks = [mask for *_, mask in kept] if options.include_masks else None
+    stored_width, stored_height = width, height
+    if options.max_size and max(width, height) > options.max_size and record.class_mask_path is None:
+        before = len(data)
+        try:
+            data, stored_width, stored_height = images.downscaled(data, fmt, options.max_size,
+                                                                  options.jpeg_quality, options.max_pixels)
+            masks = [images.resized_mask(m, stored_width, stored_height) for m in masks] if masks else masks
+        except (OSError, ValueError) as exc:
+            _invalid(result, options, OdprepError(source, f"cannot resize {record.image_path.name}: {exc}",
+                                                  "Replace the image, or convert without --max-size"),
+                     "skipped_image")
+        result.resized_from = before
     sha256 = hashlib.sha256(data).hexdigest()
     features = proto.Features()
     feature = features.feature
     feature[keys.IMAGE_FORMAT].bytes_list.value.append(fmt.encode())
-    feature[keys.IMAGE_HEIGHT].int64_list.value.append(height)
-    feature[keys.IMAGE_WIDTH].int64_list.value.append(width)
+    feature[keys.IMAGE_HEIGHT].int64_list.value.append(stored_height)  # the bytes' own size
+    feature[keys.IMAGE_WIDTH].int64_list.value.append(stored_width)
     feature[keys.IMAGE_FILENAME].bytes_list.value.append(record.filename.encode("utf-8"))
     feature[keys.IMAGE_SOURCE_ID].bytes_list.value.append(record.source_id.encode("utf-8"))
     feature[keys.IMAGE_SHA256].bytes_list.value.append(sha256.encode())

@@ -90,6 +90,38 @@ def decodes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
             raise ValueError(str(exc) or type(exc).__name__) from None
 
 
+def downscaled(data: bytes, fmt: str, longest: int, quality: int | None,
+               max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[bytes, int, int]:
+    """The image with its longest side ``longest`` (aspect kept): a JPEG decoded straight at
+    1/2, 1/4 or 1/8 scale when that still covers the target (libjpeg's DCT scaling), then
+    resampled, and saved at ``quality`` (default: about its own); a PNG stays lossless PNG."""
+    from odprep.orientation import jpeg_quality
+
+    with open_checked(data, max_pixels) as image:
+        scale = longest / max(image.width, image.height)
+        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        own = jpeg_quality(image) if fmt == "jpeg" else None
+        if fmt == "jpeg":
+            image.draft(image.mode if image.mode in ("RGB", "L") else "RGB", size)
+        out = io.BytesIO()
+        resized = image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+        if fmt == "jpeg":
+            if resized.mode not in ("RGB", "L"):
+                resized = resized.convert("RGB")
+            resized.save(out, format="JPEG", quality=quality or own or 90)
+        else:
+            resized.save(out, format="PNG")
+        return out.getvalue(), size[0], size[1]
+
+
+def resized_mask(png: bytes, width: int, height: int) -> bytes:
+    """A 0/1 instance mask at another size, nearest neighbour (values stay 0 and 1)."""
+    with Image.open(io.BytesIO(png)) as mask:
+        out = io.BytesIO()
+        mask.resize((width, height), Image.Resampling.NEAREST).save(out, format="PNG")
+        return out.getvalue()
+
+
 def reencode_png(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> bytes:
     """Decode any format PIL reads and encode its first frame as PNG."""
     with open_checked(data, max_pixels) as image:

@@ -52,6 +52,9 @@ def format_summary(conversion: Conversion) -> str:
     lines += _listed("boxes clamped (within rounding)", s.rounded)
     lines += _listed("EXIF orientation (re-oriented or left as stored)", s.oriented)
     lines += _listed("warnings", s.warnings)
+    if s.resized:
+        lines.append(f"images resized (--max-size): {s.resized}, {s.resized_bytes_before / 1e6:.1f} MB -> "
+                     f"{s.resized_bytes_after / 1e6:.1f} MB")
     lines.append("files written:")
     lines += [f"  {path}" for path in s.files]
     if conversion.label_map_path is not None:

@@ -59,6 +59,9 @@ class Summary:
     files: list[Path] = field(default_factory=list)
     image_bytes: int = 0
     output_bytes: int = 0
+    resized: int = 0  # images --max-size shrank
+    resized_bytes_before: int = 0
+    resized_bytes_after: int = 0
     seconds: float = 0.0
     has_masks: bool = False
     segmentation_masks: int = 0
@@ -79,6 +82,10 @@ class Summary:
         self.class_images.update(set(encoded.labels))
         self.image_bytes += encoded.image_bytes
         self.output_bytes += encoded.record_size
+        if encoded.resized_from:
+            self.resized += 1
+            self.resized_bytes_before += encoded.resized_from
+            self.resized_bytes_after += encoded.image_bytes
         self.has_masks |= encoded.has_masks
 
     def on_invalid(self, kind: str, error) -> None:
@@ -87,7 +94,7 @@ class Summary:
 
     def merge(self, other: Summary) -> None:
         for name in ("images", "negatives", "objects", "image_bytes", "output_bytes", "seconds",
-                     "segmentation_masks"):
+                     "segmentation_masks", "resized", "resized_bytes_before", "resized_bytes_after"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for name in ("class_counts", "class_images"):
             getattr(self, name).update(getattr(other, name))

@@ -142,6 +142,8 @@ def _read_image(record: ImageRecord, options: EncodeOptions, result: EncodedImag
             f"over the limit of {options.max_pixels:,} pixels (a decompression bomb, or too large to "
             "train on)", "Resize or tile the image, or raise --max-pixels"), "skipped_image")
     declared = (record.width or 0, record.height or 0)
+    if fmt == "png":
+        data = _opaque(record, data, source, options, result)
     if fmt in ("jpeg", "png"):
         data, width, height = _orient(record, data, fmt, (width, height), options, result)
     if declared != (0, 0) and declared != (width, height):
@@ -151,6 +153,25 @@ def _read_image(record: ImageRecord, options: EncodeOptions, result: EncodedImag
             "Fix the annotation's width/height (or remove them so they are read from the image)"),
             "skipped_image")
     return data, fmt, width, height
+
+
+def _opaque(record: ImageRecord, data: bytes, source: str, options: EncodeOptions,
+            result: EncodedImage) -> bytes:
+    """A PNG with transparent pixels: the trainer decodes the colours hidden under them."""
+    try:
+        hidden = images.transparent_pixels(data, options.max_pixels)
+    except ValueError:
+        return data  # reported as unreadable by the size check that follows
+    if not hidden:
+        return data
+    if not options.reencode:
+        _invalid(result, options, OdprepError(
+            source, f"{record.image_path.name} has {hidden:,} transparent pixel(s); the trainer drops the "
+            "alpha channel and sees the colours hidden under them, not what the annotator saw",
+            "Pass --reencode to flatten it on white (as viewers show it)"), "skipped_image")
+    result.events.append(Event("warning", f"{source}: {record.image_path.name}: {hidden:,} transparent "
+                               "pixel(s) flattened on white (--reencode)"))
+    return images.flattened(data, options.max_pixels)
 
 
 def _orient(record: ImageRecord, data: bytes, fmt: str, stored: tuple[int, int], options: EncodeOptions,

@@ -122,6 +122,32 @@ def resized_mask(png: bytes, width: int, height: int) -> bytes:
         return out.getvalue()
 
 
+def transparent_pixels(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> int:
+    """How many pixels of a PNG are not fully opaque. The trainers' decoders (decode_image
+    with 3 channels) drop the alpha channel and show the colour hidden under it, which is
+    not what a viewer, or the annotator, saw. 0 for images without transparency."""
+    with open_checked(data, max_pixels) as image:
+        if image.mode not in ("RGBA", "LA", "PA") and "transparency" not in image.info:
+            return 0
+        try:
+            alpha = image.convert("RGBA").getchannel("A")
+        except Exception as exc:  # noqa: BLE001 - a decoder failure is reported as unreadable
+            raise ValueError(str(exc) or type(exc).__name__) from None
+        histogram = alpha.histogram()
+        return sum(histogram[:255])
+
+
+def flattened(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> bytes:
+    """An 8-bit RGB PNG of the image as a viewer shows it: composited on white."""
+    with open_checked(data, max_pixels) as image:
+        rgba = image.convert("RGBA")
+        canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        canvas.alpha_composite(rgba)
+        out = io.BytesIO()
+        canvas.convert("RGB").save(out, format="PNG")
+        return out.getvalue()
+
+
 def reencode_png(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> bytes:
     """Decode any format PIL reads and encode its first frame as PNG."""
     with open_checked(data, max_pixels) as image:

@@ -239,9 +239,15 @@ class _Validator:
         elif self.decode:
             try:
                 images.decodes(encoded, self.max_pixels)
+                hidden = images.transparent_pixels(encoded, self.max_pixels) if sniffed == "png" else 0
             except ValueError as exc:
                 self.report.error("image-not-decodable", f"{where}: image does not decode ({exc})",
                                   "Replace the image")
+                hidden = 0
+            if hidden:
+                self.report.warning("image-transparent", f"{where}: {hidden:,} transparent pixel(s); the "
+                                    "trainer drops alpha and sees the colours hidden under them",
+                                    "Convert again with odprep --reencode (flattened on white)")
             sha = values.get(keys.IMAGE_SHA256, [None])[0]
             if sha is not None and sha.decode("ascii", "replace") != hashlib.sha256(encoded).hexdigest():
                 self.report.error("sha256-mismatch", f"{where}: image/key/sha256 is not the SHA-256 of "

@@ -87,3 +87,33 @@ def test_evaluation_against_the_tfr2coco_annotation_file(experiments, tmp_path):
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-3000:]
     assert re.search(r"'AP': ", log), log[-3000:]
+
+
+def test_model_garden_cuts_groundtruths_where_check_says(tmp_path):
+    """150 boxes in one image: check names parser.max_num_instances (100); Model Garden's
+    eval input indeed cuts the groundtruths there; after --max-objects 150 it keeps them."""
+    import official.vision.registry_imports  # noqa: F401 - registers the experiments
+    from official.core import exp_factory, task_factory
+    from official.modeling import hyperparams
+
+    from .test_od_api import _crowded_voc
+
+    annotations = _crowded_voc(tmp_path)
+    odprep("voc2tfr", annotations, "--images-dir", SAMPLE / "images", "-o", tmp_path / "crowd.record")
+    config = tmp_path / "exp.yaml"
+    odprep("new-config", "--template", "retinanet_resnet18_fpn_256", "--train-input", tmp_path / "crowd.record",
+           "--eval-input", tmp_path / "crowd.record", "--label-map", tmp_path / "label_map.pbtxt", "-o", config)
+    checked = subprocess.run([sys.executable, "-m", "odprep", "check", str(config)], capture_output=True, text=True)
+    assert checked.returncode == 1 and "task.validation_data.parser.max_num_instances is 100" in checked.stdout
+
+    def kept() -> int:
+        params = hyperparams.override_params_dict(exp_factory.get_exp_config("retinanet_resnetfpn_coco"),
+                                                  str(config), is_strict=True)
+        params.task.validation_data.global_batch_size = 1
+        task = task_factory.get_task(params.task)
+        _, labels = next(iter(task.build_inputs(params.task.validation_data)))
+        return int(labels["groundtruths"]["boxes"].shape[1])
+
+    assert kept() == 100
+    odprep("patch-config", config, "--max-objects", "150", "--in-place")
+    assert kept() == 150

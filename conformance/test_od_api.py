@@ -122,3 +122,87 @@ def test_a_few_real_training_steps_have_finite_losses(datasets, tmp_path, templa
                             performance_summary_exporter=lambda metrics, _: seen.update(metrics),
                             use_bfloat16=False)
     assert math.isfinite(seen["last_batch_loss"]), seen
+
+
+def _crowded_voc(folder, count: int = 150):
+    """One image holding ``count`` small boxes (a crowd), as VOC."""
+    annotations = folder / "Annotations"
+    annotations.mkdir(parents=True)
+    objects = "".join(f"<object><name>cat</name><bndbox><xmin>{1 + (i % 45) * 2}</xmin><ymin>{1 + (i // 45) * 10}"
+                      f"</ymin><xmax>{2 + (i % 45) * 2}</xmax><ymax>{8 + (i // 45) * 10}</ymax></bndbox></object>"
+                      for i in range(count))
+    (annotations / "crowd.xml").write_text(
+        f"<annotation><filename>cat_dog.jpg</filename><size><width>96</width><height>64</height><depth>3</depth>"
+        f"</size>{objects}</annotation>")
+    return annotations
+
+
+def test_the_truncation_that_check_predicts_is_real(tmp_path):
+    """check says the input pipeline keeps 100 of the 150 boxes; the OD API's eval input
+    indeed pads to 100; after the fix check gives, it keeps 150."""
+    import subprocess
+    import sys
+
+    from .conftest import SAMPLE, odprep
+
+    annotations = _crowded_voc(tmp_path)
+    odprep("voc2tfr", annotations, "--images-dir", SAMPLE / "images", "-o", tmp_path / "crowd.record")
+    config = tmp_path / "p.config"
+    odprep("new-config", "--template", "ssd_mobilenet_v2_fpnlite_320", "--train-input", tmp_path / "crowd.record",
+           "--eval-input", tmp_path / "crowd.record", "--label-map", tmp_path / "label_map.pbtxt",
+           "--no-checkpoint", "--batch-size", "1", "-o", config)
+    checked = subprocess.run([sys.executable, "-m", "odprep", "check", str(config)], capture_output=True, text=True)
+    assert checked.returncode == 1 and "too-many-objects-for-eval-ground-truth" in checked.stdout, checked.stdout
+    assert "most: 150" in checked.stdout
+
+    def eval_boxes() -> int:
+        configs = configs_of(config)
+        evaluation = inputs.eval_input(configs["eval_config"], configs["eval_input_configs"][0], configs["model"])
+        _, labels = next(iter(evaluation))
+        return int(labels[fields.InputDataFields.num_groundtruth_boxes].numpy()[0])
+
+    assert eval_boxes() == 100  # the OD API keeps max_number_of_boxes: 50 boxes are dropped
+    odprep("patch-config", config, "--max-objects", "150", "--in-place")
+    assert eval_boxes() == 150
+    again = subprocess.run([sys.executable, "-m", "odprep", "check", str(config)], capture_output=True, text=True)
+    assert "too-many-objects" not in again.stdout
+
+
+def test_auto_orient_puts_the_pixels_under_the_boxes_through_the_od_api_decoder(tmp_path):
+    """A phone photo stored sideways (EXIF orientation 6), annotated upright: converted with
+    --auto-orient, the OD API's own decoder shows the red square under its box."""
+    import io
+
+    from PIL import Image
+
+    from .conftest import odprep
+
+    upright = Image.new("RGB", (60, 40), (40, 120, 200))
+    upright.paste((230, 20, 20), (10, 5, 25, 20))
+    exif = Image.Exif()
+    exif[274] = 6
+    images = tmp_path / "images"
+    images.mkdir()
+    buffer = io.BytesIO()
+    upright.transpose(Image.Transpose.ROTATE_90).save(buffer, format="JPEG", quality=95, exif=exif.tobytes())
+    (images / "phone.jpg").write_bytes(buffer.getvalue())
+    annotations = tmp_path / "Annotations"
+    annotations.mkdir()
+    (annotations / "phone.xml").write_text(
+        "<annotation><filename>phone.jpg</filename><size><width>60</width><height>40</height><depth>3</depth>"
+        "</size><object><name>square</name><bndbox><xmin>10</xmin><ymin>5</ymin><xmax>25</xmax><ymax>20</ymax>"
+        "</bndbox></object></annotation>")
+    odprep("voc2tfr", annotations, "--images-dir", images, "-o", tmp_path / "x.record", "--auto-orient")
+    config = tmp_path / "p.config"
+    odprep("new-config", "--template", "ssd_mobilenet_v2_fpnlite_320", "--train-input", tmp_path / "x.record",
+           "--eval-input", tmp_path / "x.record", "--label-map", tmp_path / "label_map.pbtxt", "--no-checkpoint",
+           "-o", config)
+    decoder = decoder_builder.build(configs_of(config)["train_input_config"])
+    raw = next(iter(tf.data.TFRecordDataset([str(tmp_path / "x.record")])))
+    tensors = decoder.decode(raw)
+    image = tensors[fields.InputDataFields.image].numpy()
+    ymin, xmin, ymax, xmax = tensors[fields.InputDataFields.groundtruth_boxes].numpy()[0]
+    height, width = image.shape[:2]
+    crop = image[int(ymin * height) + 2:int(ymax * height) - 2, int(xmin * width) + 2:int(xmax * width) - 2]
+    red, green, blue = crop.reshape(-1, 3).mean(axis=0)
+    assert (width, height) == (60, 40) and red > 180 and green < 80 and blue < 80

@@ -101,8 +101,9 @@ def test_beam_options_need_a_runner(tmp_path):
     assert done.returncode == 2 and "--runner" in done.stderr and done.stderr.count("\n") == 1
 
 
-def test_ctrl_c_stops_the_workers_and_leaves_nothing(tmp_path):
-    import signal
+def _run_with_workers(tmp_path):
+    """A Beam run with worker processes, started and waited for until its SDK workers are up:
+    (the process, its descendants then, the output folder)."""
     import time
 
     import psutil
@@ -122,8 +123,18 @@ def test_ctrl_c_stops_the_workers_and_leaves_nothing(tmp_path):
     while time.monotonic() < deadline and not any(
             "sdk_worker_main" in " ".join(c.cmdline()) for c in parent.children(recursive=True)):
         time.sleep(0.2)
-    children = parent.children(recursive=True)
-    assert children, "the workers never started"
+    family = parent.children(recursive=True)
+    assert any("sdk_worker_main" in " ".join(c.cmdline()) for c in family), "the workers never started"
+    return proc, family, out
+
+
+def test_ctrl_c_stops_the_workers_and_leaves_nothing(tmp_path):
+    import signal
+    import time
+
+    import psutil
+
+    proc, children, out = _run_with_workers(tmp_path)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
@@ -137,26 +148,10 @@ def test_ctrl_c_stops_the_workers_and_leaves_nothing(tmp_path):
 def test_a_killed_odprep_takes_its_beam_workers_with_it(tmp_path):
     """SIGKILL leaves odprep no chance to clean up: the pipeline's group must still die."""
     import signal
-    import time
 
     import psutil
 
-    annotations = tmp_path / "ann"
-    annotations.mkdir()
-    for xml in (SAMPLE / "voc" / "Annotations").glob("*.xml"):
-        for copy in range(300):
-            (annotations / f"{copy}_{xml.name}").write_bytes(xml.read_bytes())
-    proc = subprocess.Popen([sys.executable, "-m", "odprep", "voc2tfr", annotations, "--images-dir",
-                             SAMPLE / "images", "-o", tmp_path / "out" / "t.record", "--runner", "DirectRunner",
-                             *MULTI], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, "TMPDIR": str(tmp_path)})
-    parent = psutil.Process(proc.pid)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not any(
-            "sdk_worker_main" in " ".join(c.cmdline()) for c in parent.children(recursive=True)):
-        time.sleep(0.2)
-    family = parent.children(recursive=True)
-    assert any("sdk_worker_main" in " ".join(c.cmdline()) for c in family), "the workers never started"
+    proc, family, _ = _run_with_workers(tmp_path)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     _, alive = psutil.wait_procs(family, timeout=20)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from odprep.experiment_config import _get, _int
 from odprep.pipeline_config import proto_int
 from odprep.prototext import Message
 
@@ -104,19 +105,6 @@ def od_api_facts(root: Message, path: str, model: str | None, arch: Message | No
                             batch_size=proto_int(train.scalar("batch_size")))
     return ConfigFacts(path, "od_api", model, proto_int(arch.scalar("num_classes")) if arch else None,
                        tuple(limits), schedule, resizer)
-
-
-def _get(document, dotted: str):
-    node = document
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
-def _int(value) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def garden_facts(document, path: str, family: str | None) -> ConfigFacts:

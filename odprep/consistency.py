@@ -79,11 +79,11 @@ def _check_num_classes(config, label_map: LabelMap, path: str, report: Report) -
                      "API drops the classes above num_classes",
                      f"Set num_classes: {label_map.max_id} (odprep patch-config --label-map {path})")
     elif config.num_classes > label_map.max_id:
-        report.warning("num-classes-above-map",
-                       f"{config.path}: model.{config.model_type}.num_classes is {config.num_classes}, "
-                       f"but the highest id in {path} is {label_map.max_id}; the extra outputs are "
-                       "trained as background only",
-                       f"Set num_classes: {label_map.max_id} (odprep patch-config --label-map {path})")
+        report.error("num-classes-above-map",
+                     f"{config.path}: model.{config.model_type}.num_classes is {config.num_classes}, "
+                     f"but the highest id in {path} is {label_map.max_id} (a config nobody patched?); "
+                     "the extra outputs are trained as background only and every class competes with them",
+                     f"Set num_classes: {label_map.max_id} (odprep patch-config --label-map {path})")
 
 
 def _check_labels(feature, where: str, label_map: LabelMap, map_path: str, report: Report) -> None:
@@ -401,9 +401,10 @@ def check_experiment(config_path: Path | str, text: str, max_examples: int = 5,
                          f"needs {highest + 1}; {effect}",
                          f"Set num_classes: {highest + 1} (odprep patch-config --label-map)")
         elif count > highest + 1 and experiment.family != "segmentation":
-            report.warning("num-classes-above-map", f"{path}: task.model.num_classes is {count}; the "
-                           f"highest {what} is {highest}, so {highest + 1} is enough",
-                           f"Set num_classes: {highest + 1}")
+            report.add("num-classes-above-map", "error" if label_map is not None else "warning",
+                       f"{path}: task.model.num_classes is {count}; the highest {what} is {highest}, so "
+                       f"{highest + 1} is enough (a config nobody patched?)",
+                       f"Set num_classes: {highest + 1} (odprep patch-config --label-map MAP)")
     if evaluation.text_source_ids and not experiment.regenerate_source_id \
             and experiment.family in ("retinanet", "maskrcnn"):
         report.error("source-id-not-numeric", f"{path}: {evaluation.text_source_ids} eval record(s) have "

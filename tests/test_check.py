@@ -37,11 +37,14 @@ def test_num_classes_below_the_highest_id_is_an_error(trio):
     assert "num_classes is 2" in result.output and "Set num_classes: 3" in result.output
 
 
-def test_num_classes_above_the_highest_id_is_a_warning(trio):
-    run_cli("patch-config", "pipeline.config", "--num-classes", "4", "--in-place")
+def test_num_classes_above_the_highest_id_is_an_error_with_its_fix(trio):
+    run_cli("patch-config", "pipeline.config", "--num-classes", "90", "--in-place")  # left as the zoo's
     result = run_cli("check", "pipeline.config")
-    assert result.exit_code == 0, result.output
-    assert "WARNING num-classes-above-map" in result.output and "num_classes is 4" in result.output
+    assert result.exit_code == 1, result.output
+    assert "ERROR num-classes-above-map" in result.output and "num_classes is 90" in result.output
+    assert "patch-config --label-map data/label_map.pbtxt" in result.output
+    assert run_cli("patch-config", "pipeline.config", "--label-map", "data/label_map.pbtxt", "--in-place").exit_code == 0
+    assert "num-classes-above-map" not in run_cli("check", "pipeline.config").output
 
 
 def test_gaps_in_the_map_are_a_warning_and_patching_covers_the_highest_id(trio):

@@ -93,6 +93,10 @@ class SplitData:
     source_ids: dict[str, int] = field(default_factory=dict, repr=False)
     sha256: dict[str, int] = field(default_factory=dict, repr=False)  # digest -> image number
     exact_duplicates: int = 0
+    oriented: list[str] = field(default_factory=list, repr=False)  # images carrying an EXIF orientation
+    transposed: list[str] = field(default_factory=list, repr=False)  # image/width,height swapped
+    class_pixels: Counter = field(default_factory=Counter)  # segmentation: pixels per class index
+    class_mask_images: Counter = field(default_factory=Counter)  # segmentation: images per class index
     names: list[str] = field(default_factory=list, repr=False)  # "file#record (filename)" per image
     filenames: list[str] = field(default_factory=list, repr=False)
     records: list[tuple[int, int]] = field(default_factory=list, repr=False)  # (file number, record)
@@ -239,15 +243,16 @@ def _add(summary: DataSummary, split: SplitData, feature, file_number: int, reco
         split.with_masks += 1
     if keys.SEG_CLASS_ENCODED in feature and feature[keys.SEG_CLASS_ENCODED].bytes_list.value:
         split.segmentation += 1
-        split.max_mask_index = max(split.max_mask_index, _mask_max(feature[keys.SEG_CLASS_ENCODED]
-                                                                   .bytes_list.value[0]))
+        split.max_mask_index = max(split.max_mask_index, _class_pixels(split, feature[keys.SEG_CLASS_ENCODED]
+                                                                       .bytes_list.value[0]))
+    encoded = _first(feature, keys.IMAGE_ENCODED, b"") or b""
+    _orientation(split, encoded, width, height, number)
     _source_id(split, (_first(feature, keys.IMAGE_SOURCE_ID, b"") or b"").decode("utf-8", "replace"), number)
     digest = (_first(feature, keys.IMAGE_SHA256, b"") or b"").decode("ascii", "replace")
     if digest:
         split.exact_duplicates += digest in split.sha256
         split.sha256.setdefault(digest, number)
     if hashes:
-        encoded = _first(feature, keys.IMAGE_ENCODED, b"")
         found = dhash(encoded) if encoded else None
         split.hashes.append(found[0] if found else 0)
         split.mirrored.append(found[1] if found else 0)
@@ -269,14 +274,41 @@ def _source_id(split: SplitData, source: str, number: int) -> None:
         split.source_ids[source] = number
 
 
-def _mask_max(png: bytes) -> int:
-    """Highest class index in a segmentation PNG other than 255 (void)."""
+def _class_pixels(split: SplitData, png: bytes) -> int:
+    """Count a segmentation mask's pixels per class index; returns its highest index other
+    than 255 (void), -1 when there is none or it does not decode."""
     from odprep import images
 
     try:
         with images.open_checked(png) as mask:
-            values = np.unique(np.asarray(mask))
+            counts = np.bincount(np.asarray(mask).ravel(), minlength=256)
     except (ValueError, OSError):
         return -1
-    values = values[values != 255]
-    return int(values.max()) if values.size else -1
+    present = [int(i) for i in np.flatnonzero(counts[:255])]
+    split.class_pixels.update({i: int(counts[i]) for i in present})
+    split.class_mask_images.update(present)
+    return max(present, default=-1)
+
+
+def _orientation(split: SplitData, encoded: bytes, width: int, height: int, number: int) -> None:
+    """Images the trainer will see as stored although they carry an EXIF orientation, and
+    records whose size is the image's transposed (annotated on the upright view)."""
+    from odprep import orientation
+
+    tag = orientation.exif_orientation(encoded) if encoded else 1
+    if tag == 1:
+        return
+    split.oriented.append(split.names[number])
+    if tag in orientation.TRANSPOSING and width != height:
+        try:
+            stored = _header(encoded)
+        except ValueError:
+            return
+        if stored == (height, width):
+            split.transposed.append(split.names[number])
+
+
+def _header(data: bytes) -> tuple[int, int]:
+    from odprep import images
+
+    return images.header_size(data)[:2]

@@ -118,6 +118,17 @@ def _plots(stats: dict, colours: dict[str, str]) -> list[tuple[str, str, str]]:
     figure("image-sizes", "Image sizes", image_sizes)
     figure("negatives", "Images without objects", negatives)
     figure("flags", "Flagged objects (difficult, crowd, occluded, group of, truncated)", flags)
+    if any(split.get("segmentation_classes") for split in splits.values()):
+        def pixel_share(axis, split):
+            classes = split.get("segmentation_classes", {})
+            axis.bar(list(classes), [100 * c["pixel_share"] for c in classes.values()], color="#0072B2")
+            axis.set_xlabel("class index in the masks")
+            axis.set_ylabel("% of labelled pixels")
+            for x, figures in enumerate(classes.values()):
+                axis.annotate(str(figures["images"]), (x, 100 * figures["pixel_share"]), ha="center", fontsize=6)
+
+        figure("segmentation-classes", "Segmentation: each class's share of the pixels (numbers: images "
+               "it appears in)", pixel_share)
     return out
 
 

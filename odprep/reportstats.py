@@ -71,6 +71,10 @@ def split_stats(split: SplitData, summary: DataSummary, resizer) -> dict:
         "image_sizes": {f"{w}x{h}": n for (w, h), n in split.image_sizes.most_common()},
         "flags": dict(split.flags), "images_with_masks": split.with_masks,
         "segmentation_images": split.segmentation, "exact_duplicates": split.exact_duplicates,
+        "segmentation_classes": {str(index): {"pixel_share": split.class_pixels[index] / max(1, sum(
+            split.class_pixels.values())), "images": split.class_mask_images[index]}
+            for index in sorted(split.class_pixels)},
+        "exif_oriented": len(split.oriented),
     }
 
 

@@ -209,3 +209,20 @@ def test_numeric_source_ids_are_unique_across_splits(tf, tmp_path):
     ids = [int(r["image/source_id"]) for split in ("train", "val")
            for r in parse_with_od_api_spec(tf, [tmp_path / f"{split}.record"])]
     assert sorted(ids) == list(range(1, 7))
+
+
+def test_check_names_records_annotated_on_the_upright_view(tmp_path):
+    from PIL import Image as PILImage
+
+    upright = PILImage.new("RGB", (60, 40), (40, 120, 200))
+    exif = PILImage.Exif()
+    exif[274] = 6
+    buffer = io.BytesIO()
+    upright.transpose(PILImage.Transpose.ROTATE_90).save(buffer, format="JPEG", exif=exif.tobytes())
+    tagged = buffer.getvalue()  # stored 40x60
+    train = images(12, [CAT, DOG]) + [framed_example("phone.jpg", [CAT, DOG], image=tagged, size=(60, 40))]
+    code, _, kinds = checked(tmp_path, train, images(3, [CAT, DOG], start=100))
+    assert code == 1 and "phone.jpg" in kinds["size-transposed"]["examples"][0]
+    train[-1] = framed_example("phone.jpg", [CAT, DOG], image=tagged, size=(40, 60))
+    code, _, kinds = checked(tmp_path, train, images(3, [CAT, DOG], start=100))
+    assert "size-transposed" not in kinds and "1 of 13 (7.7%) images" in kinds["exif-orientation"]["examples"][0]

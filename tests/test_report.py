@@ -184,3 +184,25 @@ def test_the_page_in_a_real_browser(browser, tmp_path):
     browser.save_screenshot(str(ARTIFACTS / "report-enlarged.png"))
     lightbox.click()
     assert not lightbox.is_displayed()
+
+
+def test_segmentation_pixel_shares_match_the_masks(tmp_path):
+    from PIL import Image
+
+    out = tmp_path / "seg.record"
+    assert run_cli("seg2tfr", SAMPLE / "seg" / "JPEGImages", SAMPLE / "seg" / "SegmentationClass", "-o", out,
+                   "-q").exit_code == 0
+    stats, index = _report(tmp_path, out)
+    pixels, images = Counter(), Counter()
+    for path in sorted((SAMPLE / "seg" / "SegmentationClass").glob("*.png")):
+        values = np.asarray(Image.open(path))
+        counts = np.bincount(values.ravel(), minlength=256)
+        for value in np.flatnonzero(counts[:255]):
+            pixels[int(value)] += int(counts[value])
+            images[int(value)] += 1
+    total = sum(pixels.values())
+    got = stats["splits"]["seg"]["segmentation_classes"]
+    assert {int(k): v["images"] for k, v in got.items()} == dict(images)
+    for value, count in pixels.items():
+        assert got[str(value)]["pixel_share"] == pytest.approx(count / total)
+    assert 'id="segmentation-classes"' in index.read_text()

@@ -24,6 +24,7 @@ def share(part: int, whole: int) -> str:
 
 def findings(facts: ConfigFacts, summary: DataSummary, report: Report) -> None:
     train, evaluation = summary.splits.get("train"), summary.splits.get("eval")
+    _orientation(facts, summary, report)
     if any(split.segmentation for split in summary.splits.values()):
         return  # class masks, not objects: nothing here applies
     if train is not None and train.images and not train.objects:
@@ -52,6 +53,20 @@ def findings(facts: ConfigFacts, summary: DataSummary, report: Report) -> None:
                            "accuracy is never measured", "Split so that eval holds every class (odprep --split "
                            "stratifies)")
     _small_after_resize(facts, summary, report)
+
+
+def _orientation(facts: ConfigFacts, summary: DataSummary, report: Report) -> None:
+    for name, split in summary.splits.items():
+        if split.transposed:
+            report.error("size-transposed", f"{facts.path}: {name}: {len(split.transposed)} record(s) say "
+                         f"width x height of the upright view of an image stored sideways with an EXIF "
+                         f"orientation (first: {split.transposed[0]}); the trainer sees the stored pixels, "
+                         "so the boxes are on the wrong ones", "Convert again with odprep --auto-orient")
+        elif split.oriented:
+            report.warning("exif-orientation", f"{facts.path}: {name}: {share(len(split.oriented), split.images)} "
+                           f"images carry an EXIF orientation, which the trainer ignores (first: "
+                           f"{split.oriented[0]})", "Check their boxes against the stored pixels (odprep inspect "
+                           "--report), or convert with --auto-orient")
 
 
 def _small_after_resize(facts: ConfigFacts, summary: DataSummary, report: Report) -> None:

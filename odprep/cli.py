@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -521,13 +522,44 @@ def _report_unset(text: str, source: str) -> None:
                  enumerate(text.splitlines(), start=1) if "PATH_TO_BE_CONFIGURED" in line]
     else:
         unset = unset_paths(prototext.parse(text, source), text)
+    unset += [(line, f"{name} {value!r} (does not exist)") for line, name, value in missing_paths(text)]
     if unset:
         echo(f"still to set in {source} (training fails until they are):", err=True)
-        for line, name in unset:
+        for line, name in sorted(unset):
+            key = name.split(" ", 1)[0].rsplit(".", 1)[-1]
             how = {"fine_tune_checkpoint": "--checkpoint PREFIX or --no-checkpoint",
-                   "label_map_path": "--label-map"}.get(name.rsplit(".", 1)[-1],
-                                                         "--train-input / --eval-input")
+                   "init_checkpoint": "--checkpoint PREFIX or --no-checkpoint",
+                   "annotation_file": "--annotation-file, a COCO JSON that odprep tfr2coco writes, or null",
+                   "label_map_path": "--label-map"}.get(key, "--train-input / --eval-input")
             echo(f"  line {line}: {name} ({how})", err=True)
+
+
+_PATH_LINE = re.compile(r"""^\s*(?P<key>input_path|label_map_path|fine_tune_checkpoint|annotation_file|"""
+                        r"""init_checkpoint)\s*:\s*(?P<quote>["']?)(?P<value>[^"'#]*?)(?P=quote)\s*(#.*)?$""")
+
+
+def missing_paths(text: str) -> list[tuple[int, str, str]]:
+    """(line, key, value) of every local path a config names that does not exist (a
+    template's '/path/to/...' left as it was); URLs are `check`'s to look up."""
+    import glob as globbing
+
+    found = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        match = _PATH_LINE.match(line)
+        if match is None:
+            continue
+        key, value = match.group("key"), match.group("value").strip()
+        if not value or "PATH_TO_BE_CONFIGURED" in value or "://" in value or value == "null":
+            continue
+        if key == "input_path":
+            exists = any(globbing.glob(part.strip()) for part in value.split(",") if part.strip())
+        elif key.endswith("checkpoint"):
+            exists = os.path.exists(value + ".index") or os.path.isdir(value)
+        else:
+            exists = os.path.exists(value)
+        if not exists:
+            found.append((number, key, value))
+    return found
 
 
 @main.command("patch-config", context_settings=CONTEXT)

@@ -181,3 +181,15 @@ def test_yaml_that_is_not_an_experiment_is_one_line(tmp_path):
                              tmp_path / "o.yaml"), "not a Model Garden experiment")
     (tmp_path / "x.yaml").write_text("task: {model: [\n")
     assert_bad_input(run_cli("check", tmp_path / "x.yaml"), "not valid YAML")
+
+
+def test_patch_config_lists_a_path_left_as_the_template_wrote_it(tmp_path):
+    from odprep.pipeline_config import template_text
+
+    text = template_text("retinanet_resnet18_fpn_256").replace(
+        "  annotation_file: null", "  annotation_file: '/path/to/annotations/instances_val2017.json'")
+    (tmp_path / "exp.yaml").write_text(text)
+    result = run_cli("patch-config", tmp_path / "exp.yaml", "--num-classes", "4", "-o", tmp_path / "out.yaml")
+    assert result.exit_code == 0
+    assert "annotation_file '/path/to/annotations/instances_val2017.json' (does not exist)" in result.output
+    assert "--annotation-file, a COCO JSON that odprep tfr2coco writes, or null" in result.output

@@ -646,8 +646,11 @@ def templates():
 @click.option("--label-map", type=Location(dir_okay=False), default=None,
               help="Model Garden: the label map the records were made with (num_classes = its highest "
                    "id + 1).")
+@click.option("--no-perceptual-hash", "fast", is_flag=True,
+              help="Skip the near-duplicate leak check (it decodes every image at 1/8 scale: about 3 "
+                   "minutes for COCO train2017 on 2 cores).")
 @library_errors
-def check_cmd(config, max_examples, as_json, label_map):
+def check_cmd(config, max_examples, as_json, label_map, fast):
     """Check that a pipeline.config (or Model Garden experiment YAML), its label map and its
     records agree.
 
@@ -659,7 +662,7 @@ def check_cmd(config, max_examples, as_json, label_map):
     """
     from odprep.consistency import check
 
-    report = check(config, max_examples=max_examples, label_map_path=label_map)
+    report = check(config, max_examples=max_examples, label_map_path=label_map, perceptual=not fast)
     echo(report.to_json(config=str(config)) if as_json else report.render())
     sys.exit(report.exit_code())
 

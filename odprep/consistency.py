@@ -190,14 +190,15 @@ def _check_counts(config: PipelineConfig, summary: DataSummary, report: Report) 
                        f"Set num_examples: {evaluation.images} (patch-config --eval-examples)")
 
 
-def check(config_path: Path | str, max_examples: int = 5, label_map_path: Path | str | None = None) -> Report:
+def check(config_path: Path | str, max_examples: int = 5, label_map_path: Path | str | None = None,
+          perceptual: bool = True) -> Report:
     """Every finding about the config/label map/records trio. Raises OdprepError if the
     config itself cannot be read. A Model Garden experiment YAML is checked by its rules."""
     from odprep.experiment_config import is_experiment
 
     text = read_text(config_path, "config")
     if is_experiment(str(config_path), text):
-        return check_experiment(config_path, text, max_examples, label_map_path)
+        return check_experiment(config_path, text, max_examples, label_map_path, perceptual)
     config = read_pipeline_config(config_path)
     report = Report(max_examples)
     _check_config_fields(config, report)
@@ -220,7 +221,7 @@ def check(config_path: Path | str, max_examples: int = 5, label_map_path: Path |
 
     splits = {role: [p for reader in config.readers if _role(reader) == role for p in files[reader.role]]
               for role in ("train", "eval")}
-    summary = summarize(splits, first_map, hashes=bool(splits["eval"]), visit=visit)
+    summary = summarize(splits, first_map, hashes=perceptual and bool(splits["eval"]), visit=visit)
     summary.label_map_names = first_map.names if first_map is not None else []
     _report_unreadable(summary, report)
     for reader in config.readers:
@@ -359,7 +360,7 @@ def _files(config_path: str, role: str, patterns: tuple[str, ...], report: Repor
 
 
 def check_experiment(config_path: Path | str, text: str, max_examples: int = 5,
-                     label_map_path: Path | str | None = None) -> Report:
+                     label_map_path: Path | str | None = None, perceptual: bool = True) -> Report:
     """`check` for a Model Garden experiment: num_classes counts the background, source ids
     must be numbers for the evaluator, masks must match include_mask."""
     from odprep.experiment_config import read_experiment
@@ -375,7 +376,7 @@ def check_experiment(config_path: Path | str, text: str, max_examples: int = 5,
     files = {"train": _files(path, "train_data", experiment.train_inputs, report),
              "eval": _files(path, "validation_data", experiment.eval_inputs, report)}
     label_map = LabelMap.load(label_map_path) if label_map_path is not None else None
-    summary = summarize(files, label_map, hashes=bool(files["eval"]))
+    summary = summarize(files, label_map, hashes=perceptual and bool(files["eval"]))
     summary.label_map_names = label_map.names if label_map is not None else []
     _report_unreadable(summary, report)
     train, evaluation = summary.splits["train"], summary.splits["eval"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 import sys
 from pathlib import Path
 
@@ -478,7 +477,7 @@ def _check_written(config: Path, fields: dict) -> None:
         return  # published only when the command ends; `odprep check URL` reads it then
     from odprep.consistency import check
 
-    report = check(config, label_map_path=None)
+    report = check(config, label_map_path=None, perceptual=False)  # advice: no decode pass
     found = [g for g in report.groups.values() if g.kind not in ("path-not-set",)]
     if found:
         echo(f"odprep check {config} would report:", err=True)
@@ -534,8 +533,21 @@ def _report_unset(text: str, source: str) -> None:
             echo(f"  line {line}: {name} ({how})", err=True)
 
 
-_PATH_LINE = re.compile(r"""^\s*(?P<key>input_path|label_map_path|fine_tune_checkpoint|annotation_file|"""
-                        r"""init_checkpoint)\s*:\s*(?P<quote>["']?)(?P<value>[^"'#]*?)(?P=quote)\s*(#.*)?$""")
+_PATH_KEYS = ("input_path", "label_map_path", "fine_tune_checkpoint", "annotation_file", "init_checkpoint")
+
+
+def _path_setting(line: str) -> tuple[str, str] | None:
+    """(key, value) of a one-line path setting in either config syntax, split by hand (one
+    scan of the line, whatever it holds)."""
+    key, colon, rest = line.partition(":")
+    key = key.strip()
+    if not colon or key not in _PATH_KEYS:
+        return None
+    value = rest.strip()
+    if value[:1] in ("'", '"'):
+        end = value.find(value[0], 1)
+        return (key, value[1:end]) if end > 0 else None
+    return key, value.partition("#")[0].strip()
 
 
 def missing_paths(text: str) -> list[tuple[int, str, str]]:
@@ -545,10 +557,10 @@ def missing_paths(text: str) -> list[tuple[int, str, str]]:
 
     found = []
     for number, line in enumerate(text.splitlines(), start=1):
-        match = _PATH_LINE.match(line)
-        if match is None:
+        setting = _path_setting(line)
+        if setting is None:
             continue
-        key, value = match.group("key"), match.group("value").strip()
+        key, value = setting[0], setting[1].strip()
         if not value or "PATH_TO_BE_CONFIGURED" in value or "://" in value or value == "null":
             continue
         if key == "input_path":

@@ -114,17 +114,17 @@ class DataSummary:
     classes: list[str] = field(default_factory=list)
     hashed: bool = False
     label_map_names: list[str] = field(default_factory=list)  # the classes the config trains
+    _index: dict[str, int] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._index.update((name, i) for i, name in enumerate(self.classes))
 
     def class_index(self, name: str) -> int:
-        try:
-            return self._index[name]
-        except AttributeError:
-            self._index = {n: i for i, n in enumerate(self.classes)}
-            return self.class_index(name)
-        except KeyError:
+        """The class's number in ``classes``, added on first sight."""
+        if name not in self._index:
             self._index[name] = len(self.classes)
             self.classes.append(name)
-            return self._index[name]
+        return self._index[name]
 
 
 def _first(feature, key: str, default=None):

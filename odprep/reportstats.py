@@ -50,7 +50,7 @@ def split_stats(split: SplitData, summary: DataSummary, resizer) -> dict:
     mean = sum(k * v for k, v in per_image.items()) / split.images if split.images else 0.0
     classes = {}
     for name in sorted(split.class_objects, key=lambda n: (-split.class_objects[n], n)):
-        index = summary.classes.index(name) if name in summary.classes else -1
+        index = summary.class_index(name)
         mask = boxes["cls"] == index
         classes[name] = {"objects": split.class_objects[name], "images": split.class_images[name],
                          "median_width": float(np.median(width[mask])) if mask.any() else None,

@@ -15,6 +15,8 @@ import zlib
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from odprep.tfrecord import frame
 
@@ -539,3 +541,37 @@ def test_a_coco_json_that_is_not_utf8(tmp_path):
     assert_bad_input(run_cli("coco2tfr", tmp_path / "x.json", "--images-dir", SAMPLE / "images", "-o",
                              tmp_path / "out" / "x.record"), "not UTF-8", "Save the file as UTF-8")
     assert not (tmp_path / "out").exists()
+
+
+def _naive_size(node) -> int:
+    if isinstance(node, dict):
+        return 1 + sum(_naive_size(k) + _naive_size(v) for k, v in node.items())
+    if isinstance(node, list):
+        return 1 + sum(_naive_size(v) for v in node)
+    return 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.recursive(st.integers(0, 3), lambda inner: st.lists(inner, max_size=4), max_leaves=20),
+       st.integers(1, 4))
+def test_the_alias_measure_equals_writing_the_aliases_out(tree, repeats):
+    """Shared nodes (what YAML aliases load as) count once per reference, as if expanded."""
+    from odprep.yamlsize import expanded_size
+
+    document = {"a": tree, "b": [tree] * repeats, "c": {"d": [tree, [tree]]}}
+    assert expanded_size(document) == min(_naive_size(document), 100_001)
+
+
+@given(st.text(alphabet=st.sampled_from(list("abcdefghijklmnopqrstuvwxyz_:'\"# \t/.*,")), max_size=300))
+def test_config_path_lines_parse_without_raising(text):
+    from odprep.cli import missing_paths
+
+    for number, key, value in missing_paths(text.replace("\t", "\n")):
+        assert number >= 1 and key and "\n" not in value
+
+
+def test_a_long_config_line_is_read_in_linear_time(tmp_path):
+    from odprep.cli import missing_paths
+
+    line = "input_path: 'x" + " " * 200_000 + "'\n" + "annotation_file:" + " " * 200_000 + "x #\n"
+    assert [key for _, key, _ in missing_paths(line)] == ["input_path", "annotation_file"]

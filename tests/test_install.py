@@ -141,3 +141,33 @@ def test_readme_command_1_runs_and_ends_with_a_clean_check(tmp_path):
     assert "\n0 error(s)," in done.stdout
     assert (tmp_path / "out" / "train.record").stat().st_size > 0
     assert (tmp_path / "out" / "val.record").stat().st_size > 0
+
+
+def test_the_wheel_carries_every_module_and_runs_readme_command_1(tmp_path):
+    """What `pip install .` installs, not the editable tree: a module missing from the wheel's
+    package list imports here and fails on a user's machine. Builds the wheel from a copy of
+    the project, runs README command 1's jobs with only the wheel's odprep on the path."""
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("odprep", "templates"):
+        shutil.copytree(REPO / name, project / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, project / name)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", ".",
+                    "-w", tmp_path / "dist"], cwd=project, check=True, capture_output=True, timeout=300)
+    wheel = next((tmp_path / "dist").glob("*.whl"))
+    unpacked = tmp_path / "site"
+    shutil.unpack_archive(wheel, unpacked, "zip")
+    shipped = {p.relative_to(unpacked).as_posix() for p in unpacked.rglob("*.py")}
+    source = {p.relative_to(REPO).as_posix() for p in (REPO / "odprep").rglob("*.py")}
+    assert source <= shipped, f"modules missing from the wheel: {sorted(source - shipped)}"
+    assert {p.name for p in (unpacked / "odprep" / "templates").iterdir()} >= \
+        {p.name for p in (REPO / "templates").glob("*.config")}
+    readme = (REPO / "README.md").read_text()
+    command = next(line for line in readme.splitlines() if line.startswith("python3 -m venv .venv"))
+    jobs = command.split("pip install . && ", 1)[1].replace("odprep ", f"{sys.executable} -m odprep ")
+    shutil.copytree(REPO / "sample_data", tmp_path / "run" / "sample_data")
+    done = subprocess.run(["bash", "-c", jobs], cwd=tmp_path / "run", capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "PYTHONPATH": str(unpacked)})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "\n0 error(s)," in done.stdout

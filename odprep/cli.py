@@ -413,21 +413,26 @@ def _config_options(command):
                           "scaling rule."),
         click.option("--annotation-file", default=None, callback=_utf8,
                      help="Model Garden: task.annotation_file, the validation set's COCO JSON."),
+        click.option("--fit-anchors", is_flag=True,
+                     help="Fit the anchor generator's size and aspect ratios to the train records' boxes "
+                          "(as the model sees them), keeping the anchors per location; prints the best "
+                          "possible recall before and after."),
     ]
     for option in reversed(options):
         command = option(command)
     return command
 
 
-def _patch(text, source, train_inputs, eval_inputs, eval_index, label_map, num_classes, masks,
-           batch_size, num_steps, checkpoint, checkpoint_type, no_checkpoint, eval_examples,
-           annotation_file, max_objects, scale_lr):
+def _patch(text: str, source: str, fields: dict) -> str:
+    """The config with the options of `patch-config` / `new-config` (``fields``) applied."""
     from odprep import experiment_config, prototext
     from odprep.consistency import records_have_masks, source_ids_are_numeric
     from odprep.labelmap import LabelMap
     from odprep.pipeline_config import ConfigPatch, mask_head, patch_config
 
     experiment = experiment_config.is_experiment(source, text)
+    label_map, num_classes, masks = fields["label_map"], fields["num_classes"], fields["masks"]
+    train_inputs, eval_inputs = fields["train_inputs"], fields["eval_inputs"]
     if label_map is not None and num_classes is None:
         loaded = LabelMap.load(label_map)
         gaps = loaded.id_gaps()
@@ -455,17 +460,25 @@ def _patch(text, source, train_inputs, eval_inputs, eval_index, label_map, num_c
                    "needs numbers): regenerate_source_id is set", err=True)
     patch = ConfigPatch(
         train_inputs=tuple(train_inputs) or None, eval_inputs=tuple(eval_inputs) or None,
-        eval_reader=eval_index, label_map_path=str(label_map) if label_map else None,
-        num_classes=num_classes, masks=masks, batch_size=batch_size, num_steps=num_steps,
-        checkpoint=checkpoint, checkpoint_type=checkpoint_type, no_checkpoint=no_checkpoint,
-        eval_examples=eval_examples, annotation_file=annotation_file, regenerate_source_id=regenerate,
-        max_objects=max_objects, scale_lr=scale_lr)
-    if experiment:
-        return experiment_config.patch_experiment(text, patch, source)
-    if annotation_file is not None:
+        eval_reader=fields["eval_index"], label_map_path=str(label_map) if label_map else None,
+        num_classes=num_classes, masks=masks, batch_size=fields["batch_size"], num_steps=fields["num_steps"],
+        checkpoint=fields["checkpoint"], checkpoint_type=fields["checkpoint_type"],
+        no_checkpoint=fields["no_checkpoint"], eval_examples=fields["eval_examples"],
+        annotation_file=fields["annotation_file"], regenerate_source_id=regenerate,
+        max_objects=fields["max_objects"], scale_lr=fields["scale_lr"])
+    if not experiment and fields["annotation_file"] is not None:
         raise OdprepError(source, "--annotation-file is for Model Garden experiment YAML",
                           "The OD API reads the ground truth from the eval records")
-    return patch_config(text, patch, source)
+    patcher = experiment_config.patch_experiment if experiment else patch_config
+    patched = patcher(text, patch, source)
+    if fields["fit_anchors"]:
+        from odprep.anchorfit import fit_config
+
+        fitted, said = fit_config(patched, source)
+        echo(said, err=True)
+        if fitted.changes:
+            patched = patcher(patched, ConfigPatch(anchors=fitted.changes), source)
+    return patched
 
 
 def _check_written(config: Path, fields: dict) -> None:
@@ -605,7 +618,7 @@ def patch_config_cmd(config, template, output, in_place, **fields):
     from odprep.fileio import read_text
 
     text = read_text(config, "config") if config else template_text(template)
-    patched = _patch(text, str(config or template), **fields)
+    patched = _patch(text, str(config or template), fields)
     _write_config(text, patched, output, config if in_place else None)
     _check_written(output or config, fields)
 
@@ -631,7 +644,7 @@ def new_config(template, output, **fields):
     from odprep.pipeline_config import template_text
 
     text = template_text(template)
-    _write_config(text, _patch(text, template, **fields), output, None)
+    _write_config(text, _patch(text, template, fields), output, None)
     _check_written(output, fields)
 
 

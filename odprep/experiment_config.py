@@ -26,8 +26,9 @@ COMMON_KEYS = ("task.train_data.input_path", "task.validation_data.input_path", 
                "task.validation_data.decoder.simple_decoder.regenerate_source_id")
 _CAPS = ("task.train_data.parser.max_num_instances", "task.validation_data.parser.max_num_instances",
          "task.model.detection_generator.max_num_detections")  # objects per image (--max-objects)
-FAMILY_KEYS = {"retinanet": ("task.annotation_file", *_CAPS),
-               "maskrcnn": ("task.annotation_file", "task.model.include_mask", *_CAPS),
+_ANCHOR = ("task.model.anchor.anchor_size", "task.model.anchor.aspect_ratios")  # --fit-anchors
+FAMILY_KEYS = {"retinanet": ("task.annotation_file", *_CAPS, *_ANCHOR),
+               "maskrcnn": ("task.annotation_file", "task.model.include_mask", *_CAPS, *_ANCHOR),
                "segmentation": ()}
 
 
@@ -184,6 +185,18 @@ def _paths_value(old, values: tuple[str, ...]):
     return ",".join(values)
 
 
+def _flow_like(old, value):
+    """A list written as the file wrote the one it replaces (a new one as a flow list)."""
+    from ruamel.yaml.comments import CommentedSeq
+
+    if not isinstance(value, list | tuple):
+        return value
+    seq = CommentedSeq(value)
+    if not isinstance(old, CommentedSeq) or old.fa.flow_style():
+        seq.fa.set_flow_style()
+    return seq
+
+
 def patch_experiment(text: str, patch: ConfigPatch, source: str = "") -> str:
     """The YAML text with only the requested keys changed."""
     document, indent, sequence_indent, offset = load(text, source)
@@ -217,6 +230,8 @@ def patch_experiment(text: str, patch: ConfigPatch, source: str = "") -> str:
         changes["task.annotation_file"] = patch.annotation_file
     if patch.max_objects is not None:
         changes.update({key: patch.max_objects for key in _CAPS})
+    for name, value in (patch.anchors or {}).items():
+        changes[f"task.model.anchor.{name}"] = _flow_like(_get(document, f"task.model.anchor.{name}"), value)
     if patch.scale_lr:
         raise OdprepError(source, "--scale-lr is for OD API configs: a Model Garden experiment's rate is "
                           "its trainer.optimizer_config", "Set trainer.optimizer_config.learning_rate by hand")

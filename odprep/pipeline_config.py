@@ -46,6 +46,7 @@ class ConfigPatch:
     regenerate_source_id: bool | None = None  # Model Garden: when source ids are not numbers
     scale_lr: bool = False  # the zoo's learning rate, scaled to batch_size (linear scaling rule)
     max_objects: int | None = None  # every cap on objects per image
+    anchors: dict | None = None  # anchor generator field -> value (from anchorfit, --fit-anchors)
 
 
 class _Editor:
@@ -299,6 +300,13 @@ def _patch_training(editor: _Editor, root: Message, patch: ConfigPatch, source: 
         trainpatch.patch_learning_rate(editor, root, model, batch, source, _set_scalar)
     if patch.max_objects is not None:
         trainpatch.patch_max_objects(editor, root, patch.max_objects, arch, _set_scalar)
+    if patch.anchors:
+        from odprep import anchorconfig
+
+        if arch is None or anchorconfig.generator_block(arch, model) is None:
+            raise OdprepError(source, f"--fit-anchors: this model ({model or 'none'}) has no anchor generator",
+                              "Anchors apply to ssd and faster_rcnn models; leave the option out")
+        anchorconfig.patch_od_api(editor, arch, model, patch.anchors, _set_scalar, _set_repeated)
 
 
 def _set_in_block(editor: _Editor, root: Message, name: str, fields: dict[str, object]) -> None:
@@ -377,21 +385,47 @@ class InputReader:
 
 @dataclass(frozen=True)
 class Resizer:
-    """The model's image_resizer: 'fixed' (height, width) or 'keep_aspect' (min, max)."""
+    """How the trainer resizes an image: 'fixed' (height, width: stretched), 'keep_aspect'
+    (the OD API's: shorter side to min, unless the longer passes max; padded to max x max when
+    ``pads``) or 'fit' (Model Garden's: scaled to fit height x width, padded to it)."""
 
     kind: str
     first: int
     second: int
     pads: bool = False
 
-    def scale(self, width: int, height: int) -> tuple[float, float]:
-        """(x, y) scale the OD API applies to an image of this size."""
+    def scales(self, width, height):
+        """(x, y) factors for images of these sizes (numbers or numpy arrays)."""
+        import numpy as np
+
+        width, height = np.maximum(np.asarray(width, dtype=np.float64), 1), \
+            np.maximum(np.asarray(height, dtype=np.float64), 1)
         if self.kind == "fixed":
             return self.second / width, self.first / height
-        factor = self.first / min(width, height)
-        if max(width, height) * factor > self.second:
-            factor = self.second / max(width, height)
+        if self.kind == "fit":
+            factor = np.minimum(self.first / height, self.second / width)
+        else:
+            factor = np.minimum(self.first / np.minimum(width, height), self.second / np.maximum(width, height))
         return factor, factor
+
+    def canvas(self, width, height):
+        """(width, height) of what the network sees: the resized image, or the padded size."""
+        import numpy as np
+
+        if self.kind == "fixed":
+            return np.full(np.shape(width), self.second), np.full(np.shape(height), self.first)
+        if self.kind == "fit" or self.pads:
+            size = (self.second, self.first) if self.kind == "fit" else (self.second, self.second)
+            return np.full(np.shape(width), size[0]), np.full(np.shape(height), size[1])
+        scale_x, scale_y = self.scales(width, height)
+        return np.rint(np.asarray(width) * scale_x), np.rint(np.asarray(height) * scale_y)
+
+    def describe(self) -> str:
+        if self.kind == "fixed":
+            return f"fixed {self.second}x{self.first}"
+        if self.kind == "fit":
+            return f"fit into {self.second}x{self.first}, padded"
+        return f"keep aspect, min {self.first}, max {self.second}" + (", padded" if self.pads else "")
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,12 @@ never reads a file itself.
 
 from __future__ import annotations
 
-from odprep.checks import data, leakage, limits, schedule
+from odprep.checks import anchors, data, leakage, limits, schedule
 from odprep.checks.facts import ConfigFacts
 from odprep.datasummary import DataSummary
 from odprep.findings import Report
 
-CONCERNS = (data.findings, limits.findings, schedule.findings, leakage.findings)
+CONCERNS = (data.findings, limits.findings, anchors.findings, schedule.findings, leakage.findings)
 
 
 def run(facts: ConfigFacts, summary: DataSummary, report: Report) -> None:

@@ -90,23 +90,12 @@ def _small_after_resize(facts: ConfigFacts, summary: DataSummary, report: Report
 
 
 def model_sizes(boxes: dict[str, np.ndarray], resizer) -> tuple[np.ndarray, np.ndarray]:
-    """Box widths and heights in the pixels the model sees: after the config's image_resizer
-    (fixed shape; or keep aspect, the shorter side to min_dimension unless the longer one
-    passes max_dimension), in image pixels without one."""
+    """Box widths and heights in the pixels the model sees: after the config's resizer, in
+    image pixels without one."""
     width, height = boxes["width"].astype(np.float64), boxes["height"].astype(np.float64)
-    if resizer is None:
-        scale_x = scale_y = np.ones_like(width)
-    elif resizer.kind == "fixed":
-        scale_x, scale_y = resizer.second / np.maximum(width, 1), resizer.first / np.maximum(height, 1)
-    else:
-        scale_x = scale_y = np.minimum(resizer.first / np.maximum(np.minimum(width, height), 1),
-                                       resizer.second / np.maximum(np.maximum(width, height), 1))
+    scale_x, scale_y = (1.0, 1.0) if resizer is None else resizer.scales(width, height)
     return (boxes["xmax"] - boxes["xmin"]) * width * scale_x, (boxes["ymax"] - boxes["ymin"]) * height * scale_y
 
 
 def describe(resizer) -> str:
-    if resizer is None:
-        return "none"
-    if resizer.kind == "fixed":
-        return f"fixed {resizer.second}x{resizer.first}"
-    return f"keep aspect, min {resizer.first}, max {resizer.second}"
+    return "none" if resizer is None else resizer.describe()

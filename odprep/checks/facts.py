@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from odprep.experiment_config import _get, _int
-from odprep.pipeline_config import proto_int
+from odprep.anchorconfig import garden_anchors, od_api_anchors
+from odprep.experiment_config import _get, _int, _patterns
+from odprep.pipeline_config import Resizer, proto_int
 from odprep.prototext import Message
 
 # The OD API's proto defaults where a config leaves a field out.
@@ -48,7 +49,9 @@ class ConfigFacts:
     num_classes: int | None = None
     limits: tuple[Limit, ...] = ()
     schedule: Schedule | None = None
-    resizer: object = None
+    resizer: object = None  # pipeline_config.Resizer: how images reach the model's input size
+    anchors: object = None  # anchors.Anchors, for anchor-based models
+    train_inputs: tuple[str, ...] = ()  # the train records' paths or globs, as written
 
 
 def _number(text: str | None) -> float | None:
@@ -104,7 +107,11 @@ def od_api_facts(root: Message, path: str, model: str | None, arch: Message | No
         schedule = Schedule(proto_int(train.scalar("num_steps")), "train_config.num_steps",
                             batch_size=proto_int(train.scalar("batch_size")))
     return ConfigFacts(path, "od_api", model, proto_int(arch.scalar("num_classes")) if arch else None,
-                       tuple(limits), schedule, resizer)
+                       tuple(limits), schedule, resizer, od_api_anchors(arch, model),
+                       tuple(s.text for reader in readers["train_input_reader"][:1]
+                             for tf_reader in reader.messages("tf_record_input_reader")
+                             for f in tf_reader.all("input_path")
+                             for s in (f.value if isinstance(f.value, list) else [f.value])))
 
 
 def garden_facts(document, path: str, family: str | None) -> ConfigFacts:
@@ -136,8 +143,13 @@ def garden_facts(document, path: str, family: str | None) -> ConfigFacts:
         last_boundary=max((b for b in boundaries if _int(b) is not None), default=None),
         boundary_field=f"trainer.optimizer_config.learning_rate.{kind}.boundaries",
         batch_size=_int(_get(document, "task.train_data.global_batch_size")))
+    size = _get(document, "task.model.input_size")
+    resizer = None  # Model Garden's parsers scale an image to fit input_size and pad it
+    if isinstance(size, list) and len(size) >= 2 and all(_int(v) for v in size[:2]):
+        resizer = Resizer("fit", _int(size[0]), _int(size[1]))
     return ConfigFacts(path, "garden", family, _int(_get(document, "task.model.num_classes")), tuple(limits),
-                       schedule)
+                       schedule, resizer, garden_anchors(document, family),
+                       _patterns(_get(document, "task.train_data.input_path")))
 
 
 def template_rates(trainer: str, model: str | None) -> dict[float, int]:
@@ -164,21 +176,18 @@ def template_rates(trainer: str, model: str | None) -> dict[float, int]:
 
 def load_facts(config_path) -> ConfigFacts:
     """The facts of a config file of either trainer (for `inspect --report --config`)."""
-    from odprep import experiment_config, prototext
     from odprep.fileio import read_text
-    from odprep.pipeline_config import Resizer, model_block, read_pipeline_config
 
-    text = read_text(config_path, "config")
-    if experiment_config.is_experiment(str(config_path), text):
-        document = experiment_config.load(text, str(config_path))[0]
-        facts = garden_facts(document, str(config_path), experiment_config.family(document["task"]))
-        size = _get(document, "task.model.input_size")
-        if isinstance(size, list) and len(size) >= 2 and all(_int(v) for v in size[:2]):
-            from dataclasses import replace
+    return facts_from_text(read_text(config_path, "config"), str(config_path))
 
-            facts = replace(facts, resizer=Resizer("fixed", size[0], size[1]))
-        return facts
-    config = read_pipeline_config(config_path)
-    root = prototext.parse(text, str(config_path))
-    arch = model_block(root, str(config_path))[1] if root.messages("model") else None
-    return od_api_facts(root, config.path, config.model_type, arch, config.resizer)
+
+def facts_from_text(text: str, source: str) -> ConfigFacts:
+    from odprep import experiment_config, prototext
+    from odprep.pipeline_config import _resizer, model_block
+
+    if experiment_config.is_experiment(source, text):
+        document = experiment_config.load(text, source)[0]
+        return garden_facts(document, source, experiment_config.family(document["task"]))
+    root = prototext.parse(text, source)
+    model, arch = model_block(root, source) if root.messages("model") else (None, None)
+    return od_api_facts(root, source, model, arch, _resizer(arch) if arch is not None else None)

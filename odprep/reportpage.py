@@ -74,16 +74,34 @@ def _plots(stats: dict, colours: dict[str, str]) -> list[tuple[str, str, str]]:
         axis.bar([int(k) for k in histogram], list(histogram.values()), color="#0072B2")
         axis.set_xlabel("objects per image")
 
-    def sizes(key: str, label: str):
+    anchors = stats.get("anchors")
+
+    def sizes(key: str, label: str, marks: list[float] = ()):
         def draw(axis, split):
             histogram = split["boxes"][key]
             edges = histogram["edges"]
             labels = [f"<{edges[i + 1]:g}" if edges[i + 1] < 1e8 else f"≥{edges[i]:g}"
                       for i in range(len(edges) - 1)]
             axis.bar(range(len(labels)), histogram["counts"], color="#009E73")
+            for value in marks:  # the config's anchors, where their values fall among the bins
+                axis.axvline(_bin_position(value, edges), color="#D55E00", linestyle="--", linewidth=0.8)
             axis.set_xticks(range(len(labels)), labels, rotation=60)
             axis.set_xlabel(label)
         return draw
+
+    def coverage(axis, split_name):
+        cover = anchors["coverage"].get(split_name, {})
+        classes = list(cover.get("per_class", {}))[:30]
+        bands = list(cover.get("per_band", {}))
+        names = [f"{b} boxes" for b in bands] + [c[:24] for c in classes]
+        values = [100 * cover["per_band"][b]["bpr"] for b in bands] + [100 * cover["per_class"][c] for c in classes]
+        axis.barh(range(len(names)), values, color=["#999999"] * len(bands) + [colours.get(c, "#888888")
+                                                                               for c in classes])
+        axis.axvline(98, color="#D55E00", linestyle="--", linewidth=0.8)
+        axis.set_yticks(range(len(names)), names)
+        axis.invert_yaxis()
+        axis.set_xlim(0, 100)
+        axis.set_xlabel(f"% of boxes an anchor reaches at IoU {anchors['threshold']:g}")
 
     def centres(axis, split):
         axis.imshow(split["box_centres"], extent=(0, 1, 1, 0), cmap="viridis")
@@ -112,8 +130,18 @@ def _plots(stats: dict, colours: dict[str, str]) -> list[tuple[str, str, str]]:
     figure("objects-per-image", "Objects per image", per_image)
     figure("box-width", f"Box width ({space})", sizes("width", "width (px)"))
     figure("box-height", f"Box height ({space})", sizes("height", "height (px)"))
-    figure("box-area", f"Box size, the square root of its area ({space})", sizes("area_sqrt", "√area (px)"))
-    figure("box-aspect", "Box aspect ratio (width / height)", sizes("aspect", "aspect"))
+    if anchors:
+        figure("box-area", f"Box size, the square root of its area ({space}); dashed: the anchor sizes of "
+               f"{anchors['generator']}", sizes("area_sqrt", "√area (px)", anchors["sizes"]))
+        figure("box-aspect", "Box aspect ratio (width / height); dashed: the anchors' aspect ratios",
+               sizes("aspect", "aspect", anchors["aspects"]))
+        figure("anchor-coverage", "Best possible recall: the share of boxes whose best anchor reaches the "
+               f"matcher's IoU ({anchors['threshold_field']}), per size band and class",
+               lambda axis, split: coverage(axis, next(n for n in names if splits[n] is split)),
+               height=max(2.6, 0.18 * max([len(s["classes"]) for s in splits.values()] + [1]) + 0.6))
+    else:
+        figure("box-area", f"Box size, the square root of its area ({space})", sizes("area_sqrt", "√area (px)"))
+        figure("box-aspect", "Box aspect ratio (width / height)", sizes("aspect", "aspect"))
     figure("box-centres", "Where box centres lie", centres)
     figure("image-sizes", "Image sizes", image_sizes)
     figure("negatives", "Images without objects", negatives)
@@ -130,6 +158,18 @@ def _plots(stats: dict, colours: dict[str, str]) -> list[tuple[str, str, str]]:
         figure("segmentation-classes", "Segmentation: each class's share of the pixels (numbers: images "
                "it appears in)", pixel_share)
     return out
+
+
+def _bin_position(value: float, edges: list[float]) -> float:
+    """Where ``value`` falls on a bar chart of these bins (bar i centred at i), interpolated
+    on a log scale inside its bin."""
+    import bisect
+    import math
+
+    i = min(max(bisect.bisect_right(edges, value) - 1, 0), len(edges) - 2)
+    low, high = max(edges[i], 1e-6), min(edges[i + 1], edges[i] * 4 if edges[i] else 1.0)
+    share = (math.log(max(value, low)) - math.log(low)) / max(math.log(high) - math.log(low), 1e-9)
+    return i - 0.5 + min(max(share, 0.0), 1.0)
 
 
 def _picture(data: bytes, caption: str, colours: dict[str, str], max_pixels: int) -> tuple[str, list[str]]:

@@ -92,10 +92,38 @@ def compute(summary: DataSummary, facts: ConfigFacts, count: int, seed: int = 0)
         "box_space": space if facts.resizer is None else f"model input ({space})",
         "classes": summary.classes,
         "splits": {name: split_stats(split, summary, facts.resizer) for name, split in summary.splits.items()},
+        "anchors": anchor_stats(facts, summary),
         "findings": [{"kind": g.kind, "severity": g.severity, "count": g.count, "fix": g.fix,
                       "examples": g.examples} for g in report.groups.values()],
     }
     return ReportData(stats, _previews(summary, facts, count, seed))
+
+
+def anchor_stats(facts: ConfigFacts, summary: DataSummary) -> dict | None:
+    """The config's anchors (sizes as the square root of their area, aspect ratios) and how
+    they cover each split's boxes: the best possible recall overall, per class and size band."""
+    from odprep.checks import anchors as anchor_checks
+
+    if facts.anchors is None:
+        return None
+    train = next(iter(summary.splits.values()))
+    width, height = (train.image_sizes.most_common(1)[0][0] if train.image_sizes else (640, 640))
+    canvas_w, canvas_h = facts.resizer.canvas(np.array([width]), np.array([height])) if facts.resizer else \
+        (np.array([width]), np.array([height]))
+    shapes = [shape for level in facts.anchors.generator.levels(float(canvas_h[0]), float(canvas_w[0]))
+              for shape in level.shapes]
+    coverage = {}
+    for name in summary.splits:
+        measured = anchor_checks.coverage(facts, summary, name)
+        if measured is not None:
+            cover = measured[0]
+            coverage[name] = {"bpr": cover.overall, "per_class": {k: v[0] for k, v in cover.per_class.items()},
+                              "per_band": {k: {"bpr": v[0], "boxes": v[1]} for k, v in cover.per_band.items()}}
+    return {"generator": facts.anchors.describe(), "threshold": facts.anchors.threshold,
+            "threshold_field": facts.anchors.threshold_field,
+            "sizes": sorted({round(float(np.sqrt(h * w)), 2) for h, w in shapes}),
+            "aspects": sorted({round(float(w / h), 4) for h, w in shapes if h > 0}),
+            "coverage": coverage}
 
 
 EVAL_NAMES = ("eval", "val", "valid", "validation", "test")

@@ -96,6 +96,33 @@ def test_a_config_puts_boxes_in_the_models_pixels(sample_splits, tmp_path):
     assert any(split["boxes"]["width"]["counts"][-4] for split in stats["splits"].values()) or gray
 
 
+def test_a_config_overlays_its_anchors_and_their_coverage_is_checks(tmp_path):
+    """Small objects that SSD's anchors miss: stats.json has the anchor sizes the generator
+    builds and the coverage check reports; the page draws them in a real browser elsewhere."""
+    from odprep.checks.facts import load_facts
+
+    from .test_anchors import _ordinary, _small_objects
+
+    (tmp_path / "train.record").write_bytes(b"".join(_small_objects(side=40)))
+    (tmp_path / "val.record").write_bytes(b"".join(_ordinary(2)))
+    made = run_cli("new-config", "--template", "ssd_mobilenet_v2_fpnlite_320", "--train-input",
+                   tmp_path / "train.record", "--eval-input", tmp_path / "val.record", "--num-classes", "2",
+                   "--no-checkpoint", "-o", tmp_path / "p.config")
+    assert made.exit_code == 0, made.output
+    stats, index = _report(tmp_path, tmp_path / "train.record", tmp_path / "val.record", "--config",
+                           tmp_path / "p.config")
+    anchors = stats["anchors"]
+    expected = [32 * 2 ** (k / 2) for k in range(10)]  # anchor_scale 4 x strides 8..128, two scales an octave
+    assert np.allclose(anchors["sizes"], expected, atol=0.01) and anchors["aspects"] == [0.5, 1.0, 2.0]
+    assert anchors["coverage"]["train"]["bpr"] == 0.0  # 20 px boxes, 32 px anchors at best
+    assert anchors["coverage"]["train"]["per_band"]["small"] == {"bpr": 0.0, "boxes": 48}
+    assert anchors["coverage"]["val"]["bpr"] == 1.0
+    assert load_facts(tmp_path / "p.config").anchors.describe() == anchors["generator"]
+    finding = next(f for f in stats["findings"] if f["kind"] == "anchors-miss-boxes")
+    assert "48 of 48 train boxes" in finding["examples"][0]
+    assert 'id="anchor-coverage"' in index.read_text()
+
+
 def test_a_label_map_is_shown_as_a_map(sample_splits):
     result = run_cli("inspect", sample_splits / "label_map.pbtxt")
     assert result.exit_code == 0 and "label map, 3 classes, ids 1..3" in result.output
@@ -184,6 +211,29 @@ def test_the_page_in_a_real_browser(browser, tmp_path):
     browser.save_screenshot(str(ARTIFACTS / "report-enlarged.png"))
     lightbox.click()
     assert not lightbox.is_displayed()
+
+
+def test_the_anchor_plots_in_a_real_browser(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    from .test_anchors import _small_objects
+
+    (tmp_path / "train.record").write_bytes(b"".join(_small_objects(side=40)))
+    made = run_cli("new-config", "--template", "efficientdet_d0_512", "--train-input", tmp_path / "train.record",
+                   "--eval-input", tmp_path / "train.record", "--num-classes", "2", "--no-checkpoint", "-o",
+                   tmp_path / "p.config")
+    assert made.exit_code == 0, made.output
+    _, index = _report(tmp_path, tmp_path / "train.record", "--config", tmp_path / "p.config")
+    browser.get(index.as_uri())
+    for plot_id in ("box-area", "box-aspect", "anchor-coverage"):
+        figure = browser.find_element(By.ID, plot_id)
+        svg = figure.find_element(By.TAG_NAME, "svg")
+        assert svg.size["width"] > 50 and svg.size["height"] > 50
+        assert "anchor" in figure.find_element(By.TAG_NAME, "figcaption").text
+    browser.execute_script("arguments[0].scrollIntoView()", browser.find_element(By.ID, "anchor-coverage"))
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "report-anchors.png"))
+    assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
 
 
 def test_segmentation_pixel_shares_match_the_masks(tmp_path):

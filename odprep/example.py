@@ -52,6 +52,7 @@ class Event:
 class EncodedImage:
     parts: list | None  # the TFRecord as buffers for os.writev; None when skipped or written
     source: str
+    image: str = ""  # the image file read (absolute), "" for embedded image data
     skipped: bool = False
     record_size: int = 0  # bytes of the TFRecord (framing included)
     sha256: str = ""
@@ -69,7 +70,7 @@ class _Skip(Exception):
 
 def encode_record(record: ImageRecord, label_map: LabelMap, options: EncodeOptions) -> EncodedImage:
     """Read the image, check everything against it, and build the framed Example."""
-    result = EncodedImage(None, record.annotation_path,
+    result = EncodedImage(None, record.annotation_path, image_identity(record),
                           events=[Event("warning", note) for note in record.notes])
     try:
         return _encode(record, label_map, options, result)
@@ -77,6 +78,24 @@ def encode_record(record: ImageRecord, label_map: LabelMap, options: EncodeOptio
         result.parts = None
         result.skipped = True
         return result
+
+
+def image_identity(record: ImageRecord) -> str:
+    """The image file a record reads, as one absolute path ("" when the data is embedded)."""
+    return "" if record.image_data is not None else os.path.abspath(record.image_path)
+
+
+def claim_image(seen: dict[str, str], image: str, source: str) -> None:
+    """Two annotation files that name one image would become two examples of one picture,
+    each missing the other's objects: refused, naming both. ``seen`` maps each image read so
+    far to its annotation file (a record repeated by oversampling is the same file)."""
+    if not image:
+        return
+    first = seen.setdefault(image, source)
+    if first != source:
+        raise OdprepError(source, f"annotates the same image as {first} ({image}): they would become two "
+                          "examples of one picture, each missing the other's objects",
+                          "Merge the two annotation files into one, or remove one of them")
 
 
 def _invalid(result: EncodedImage, options: EncodeOptions, error: OdprepError, kind: str) -> None:

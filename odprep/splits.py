@@ -51,8 +51,16 @@ class RecordStub:
 
 
 def stubs_of(records: Sequence[ImageRecord]) -> list[RecordStub]:
-    """One pass that builds each record, keeps its stub and drops it."""
-    return [RecordStub(i, tuple(r.labels), r.annotation_path, r.filename) for i, r in enumerate(records)]
+    """One pass that builds each record, keeps its stub and drops it; two annotation files
+    that name one image are refused here, before a split could put them apart."""
+    from odprep.example import claim_image, image_identity
+
+    seen: dict[str, str] = {}
+    stubs = []
+    for i, record in enumerate(records):
+        claim_image(seen, image_identity(record), record.annotation_path)
+        stubs.append(RecordStub(i, tuple(record.labels), record.annotation_path, record.filename))
+    return stubs
 
 
 def split_sizes(total: int, fractions: dict[str, float]) -> dict[str, int]:

@@ -21,7 +21,7 @@ from pathlib import Path
 from odprep import storage
 from odprep.beam import BeamRunner
 from odprep.errors import OdprepError
-from odprep.example import EncodedImage, EncodeOptions, encode_record
+from odprep.example import EncodedImage, EncodeOptions, claim_image, encode_record
 from odprep.fileio import commit, discard, os_error, remove_quietly, temp_path_for
 from odprep.labelmap import LabelMap
 from odprep.model import ImageRecord
@@ -66,8 +66,10 @@ class Summary:
     has_masks: bool = False
     segmentation_masks: int = 0
     pending: list[tuple[Path, Path]] = field(default_factory=list, repr=False)  # (temp, final)
+    images_seen: dict[str, str] = field(default_factory=dict, repr=False)  # image file -> annotation file
 
     def add(self, encoded: EncodedImage) -> None:
+        claim_image(self.images_seen, encoded.image, encoded.source)
         for event in encoded.events:
             {"warning": self.warnings, "clipped": self.clipped, "rounded": self.rounded, "oriented": self.oriented,
              "skipped_object": self.skipped_objects,

@@ -95,6 +95,23 @@ def big_oid(root: Path, rows: int, images: int) -> tuple[Path, Path]:
     return boxes, descriptions
 
 
+def big_cvat(root: Path, images: int) -> Path:
+    """A CVAT for images 1.1 XML of ``images`` images of 4 boxes each (hard links to one JPEG)."""
+    make_images(root / "images", images)
+    path = root / "annotations.xml"
+    with open(path, "w") as handle:
+        handle.write("<annotations><version>1.1</version><meta><task><labels>"
+                     + "".join(f"<label><name>c{k}</name></label>" for k in range(7))
+                     + "</labels></task></meta>\n")
+        for i in range(images):
+            boxes = "".join(f'<box label="c{(i + k) % 7}" occluded="0" xtl="{10 + k}" ytl="20" xbr="{100 + k}" '
+                            f'ybr="110" z_order="0"><attribute name="note">box {k} of image {i}</attribute></box>'
+                            for k in range(4))
+            handle.write(f'<image id="{i}" name="{i:05d}.jpg" width="640" height="480">{boxes}</image>\n')
+        handle.write("</annotations>\n")
+    return path
+
+
 def report(name: str, command: list) -> None:
     command = [str(c) for c in command]
     started = time.perf_counter()
@@ -113,6 +130,9 @@ def main() -> None:
     parser.add_argument("--voc-files", type=int, nargs="*", default=[],
                         help="also convert this many small VOC files (memory must stay flat), "
                              "e.g. 20000 200000")
+    parser.add_argument("--cvat-images", type=int, nargs="*", default=[],
+                        help="only run cvat2tfr on one CVAT XML over this many images (memory must stay "
+                             "flat), e.g. 20000 200000")
     parser.add_argument("--oid-rows", type=int, default=0,
                         help="only run oid2tfr on an Open Images box CSV of this many rows")
     args = parser.parse_args()
@@ -126,6 +146,15 @@ def main() -> None:
             report("oid2tfr, big box CSV", [*ODPREP, "oid2tfr", boxes, "--images-dir", root / "images",
                                             "--class-descriptions", descriptions,
                                             "-o", root / "out" / "x.record", "-q"])
+        return
+    if args.cvat_images:
+        print("| input | wall (s) | peak memory (MiB) | outcome |\n|---|---:|---:|---|")
+        for count in args.cvat_images:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = big_cvat(Path(tmp), count)
+                report(f"cvat2tfr, {path.stat().st_size / 1e6:.0f} MB XML, {count} images",
+                       [*ODPREP, "cvat2tfr", path, "--images-dir", Path(tmp) / "images", "-o",
+                        Path(tmp) / "out" / "x.record", "--num-shards", "8", "-q"])
         return
     if args.voc_files:
         with tempfile.TemporaryDirectory() as tmp:

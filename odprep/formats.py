@@ -337,11 +337,12 @@ LABELME = Format(
 # --- CVAT ------------------------------------------------------------------------------------
 
 def _open_cvat(args: dict, context: ReadContext) -> Opened:
-    from odprep.readers.cvat import read_cvat
+    from odprep.labelmap import LabelMap
+    from odprep.readers.cvat import CvatDataset
 
-    records = read_cvat(args["annotations"], args["images_dir"], context.on_invalid,
-                        args["rotated_as_extent"], context.allow_outside)
-    return Opened(records, total=len(records))
+    dataset = CvatDataset(args["annotations"], args["images_dir"], context.on_invalid, args["rotated_as_extent"],
+                          context.allow_outside)
+    return Opened(dataset, LabelMap.build(dataset.class_names()), total=len(dataset))
 
 
 CVAT = Format(

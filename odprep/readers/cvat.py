@@ -134,48 +134,92 @@ def _shape(element, number: int, path: Path, where_image: str, rotated_as_extent
                             segmentation=segmentation, ref=where)
 
 
+class CvatDataset:
+    """A CVAT XML file, streamed: iterating parses it image by image and yields each record,
+    so memory stays flat whatever the file's size. The first pass (``class_names``, made
+    once) checks every image, lists the classes and counts the images; a later pass reports
+    nothing twice."""
+
+    def __init__(self, xml_path: Path | str, images_dir: Path | str, on_invalid: OnInvalid | None = None,
+                 rotated_as_extent: bool = False, allow_outside: bool = False) -> None:
+        self.path = Path(xml_path)
+        self.images = _Images(images_dir, allow_outside)
+        self.on_invalid = on_invalid
+        self.rotated_as_extent = rotated_as_extent
+        self._names: list[str] | None = None
+        self.count = 0
+
+    def class_names(self) -> list[str]:
+        if self._names is None:
+            names: list[str] = []
+            count = 0
+            for record in self._stream(self.on_invalid):
+                names += [o.label for o in record.objects]
+                count += 1
+            if not count and self.on_invalid is None:
+                raise OdprepError(self.path, "no <image> elements", "Export as 'CVAT for images 1.1' (not video)")
+            self._names, self.count = names, count
+        return self._names
+
+    def __len__(self) -> int:
+        self.class_names()
+        return self.count
+
+    def __iter__(self):
+        self.class_names()  # every image checked, and its skips reported, once
+        quiet = None if self.on_invalid is None else (lambda kind, error: None)
+        return self._stream(quiet)
+
+    def _stream(self, on_invalid: OnInvalid | None):
+        path = self.path
+        seen_root = False
+        declared: frozenset[str] = frozenset()
+        names: dict[str, str] = {}  # image name (within its subset) -> where it was first met
+        try:
+            with open_binary(path, "CVAT XML") as handle:
+                for event, element in etree.iterparse(handle, events=("start", "end"), resolve_entities=False,
+                                                      no_network=True, remove_comments=True, huge_tree=False):
+                    if event == "start":
+                        if not seen_root:
+                            seen_root = True
+                            if element.tag != "annotations":
+                                raise OdprepError(path, f"root element is <{element.tag}>, not <annotations>",
+                                                  "Export as 'CVAT for images 1.1'")
+                        continue
+                    parent = element.getparent()
+                    if element.tag == "meta" and parent is not None and parent.tag == "annotations":
+                        declared = _declared_labels(element)
+                        _drop(element)
+                        continue
+                    if element.tag != "image" or parent is None or parent.tag != "annotations":
+                        continue
+                    record = None
+                    try:
+                        _refuse_twice(element, names, path)
+                        record = _image(element, path, self.images, on_invalid, self.rotated_as_extent, declared)
+                    except OdprepError as error:
+                        raise_or_skip(on_invalid, "skipped_image", error)
+                    _drop(element)
+                    if record is not None:
+                        yield record
+        except etree.XMLSyntaxError as exc:
+            raise OdprepError(path, f"malformed XML ({' '.join((exc.msg or 'unknown error').split())}, "
+                              f"line {exc.lineno})", "Fix the file") from None
+
+
+def _drop(element) -> None:
+    """Free a parsed element and the siblings before it: the tree never grows."""
+    element.clear(keep_tail=False)
+    while element.getprevious() is not None:
+        del element.getparent()[0]
+
+
 def read_cvat(xml_path: Path | str, images_dir: Path | str, on_invalid: OnInvalid | None = None,
               rotated_as_extent: bool = False, allow_outside: bool = False) -> list[ImageRecord]:
-    """One record per <image>, in file order."""
-    path = Path(xml_path)
-    images = _Images(images_dir, allow_outside)
-    records: list[ImageRecord] = []
-    seen_root = False
-    declared: frozenset[str] = frozenset()
-    names: dict[str, str] = {}  # image name (within its subset) -> where it was first met
-    try:
-        with open_binary(path, "CVAT XML") as handle:
-            for event, element in etree.iterparse(handle, events=("start", "end"), resolve_entities=False,
-                                                  no_network=True, remove_comments=True):
-                if event == "start":
-                    if not seen_root:
-                        seen_root = True
-                        if element.tag != "annotations":
-                            raise OdprepError(path, f"root element is <{element.tag}>, not <annotations>",
-                                              "Export as 'CVAT for images 1.1'")
-                    continue
-                if element.tag == "meta" and element.getparent() is not None \
-                        and element.getparent().tag == "annotations":
-                    declared = _declared_labels(element)
-                    element.clear(keep_tail=False)
-                    continue
-                if element.tag != "image" or element.getparent() is None \
-                        or element.getparent().tag != "annotations":
-                    continue
-                try:
-                    _refuse_twice(element, names, path)
-                    records.append(_image(element, path, images, on_invalid, rotated_as_extent, declared))
-                except OdprepError as error:
-                    raise_or_skip(on_invalid, "skipped_image", error)
-                element.clear(keep_tail=False)
-                while element.getprevious() is not None:
-                    del element.getparent()[0]
-    except etree.XMLSyntaxError as exc:
-        raise OdprepError(path, f"malformed XML ({' '.join((exc.msg or 'unknown error').split())}, line {exc.lineno})",
-                          "Fix the file") from None
-    if not records and on_invalid is None:
-        raise OdprepError(path, "no <image> elements", "Export as 'CVAT for images 1.1' (not video)")
-    return records
+    """One record per <image>, in file order (all of them, in a list: the converter streams
+    a ``CvatDataset`` instead)."""
+    dataset = CvatDataset(xml_path, images_dir, on_invalid, rotated_as_extent, allow_outside)
+    return list(dataset)
 
 
 def _refuse_twice(element, names: dict[str, str], path: Path) -> None:

@@ -254,6 +254,10 @@ def split_and_convert(records: Iterable[ImageRecord], output: Path | str, *, spl
         splits, unlisted = split_from_lists(records, split_lists)
     if lazy is not None:
         splits = {name: lazy.subset([stub.position for stub in chosen]) for name, chosen in splits.items()}
+        if convert_options.get("label_map") is None and convert_options.get("built_map") is None:
+            # the stubs hold every label: the map is built from them, not from another pass
+            convert_options["built_map"] = LabelMap.build(label for stub in records for label in stub.labels)
+            convert_options["built_map_origin"] = "ids from 1, sorted by name"
     result = convert_splits(splits, output, oversample_threshold=oversample_threshold, seed=seed,
                             rounding=rounding, **convert_options)
     result.unlisted = unlisted

@@ -8,6 +8,8 @@ is one reader module and one entry here.
 
 from __future__ import annotations
 
+import functools
+
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,10 +108,12 @@ def _open_voc(args: dict, context: ReadContext) -> Opened:
 
     dataset = VocDataset(args["annotations"], args["images_dir"], on_invalid=context.on_invalid,
                          allow_outside=context.allow_outside)
-    if context.on_invalid is None:  # a light names-only pass; records stay lazy
-        records, names = dataset.as_sequence(context.workers), dataset.class_names(context.workers)
-    else:  # one checking pass reports the skips and lists the classes kept; records stay lazy
-        records, names = dataset.checked(context.workers)
+    if context.on_invalid is None:  # records stay lazy; the classes are read only if the label map is built
+        records = dataset.as_sequence(context.workers)
+        records.class_names = functools.partial(dataset.class_names, context.workers)
+        return Opened(records, total=len(records))
+    # one checking pass reports the skips and lists the classes kept; records stay lazy
+    records, names = dataset.checked(context.workers)
     return Opened(records, LabelMap.build(names), total=len(records))
 
 

@@ -150,7 +150,7 @@ COMMAND_GROUPS = {
 }
 # How a converter's -h groups its options; the rest come first, under "Options".
 OPTION_GROUPS = {
-    "Splits and sampling": ("split_spec", "split_from_lists", "group_by", "seed", "oversample", "threshold",
+    "Splits and sampling": ("split_spec", "split_from_lists", "group_by", "group_near_duplicates", "seed", "oversample", "threshold",
                             "oversample_rounding"),
     "When input is bad": ("skip_invalid", "clip_boxes", "skip_empty", "allow_outside", "allow_empty"),
     "Images": ("auto_orient", "reencode", "max_size", "max_size_from_config", "jpeg_quality", "max_pixels"),
@@ -241,6 +241,10 @@ def _shared_params(fmt) -> list[click.Parameter]:
         click.Option(["--group-by"], default=None, metavar="REGEX",
                      help="--split keeps images whose file names give the same match (its first group) "
                           "on one side, e.g. a video id; by default Roboflow's copies of one photo."),
+        click.Option(["--group-near-duplicates"], is_flag=True,
+                     help="--split also keeps pictures that look alike on one side (re-encoded, resized or "
+                          "mirrored copies, found by perceptual hash: each image is read and decoded once "
+                          "more)."),
         click.Option(["--seed"], default=0, show_default=True, type=int,
                      help="Seed for splitting and oversampling."),
         click.Option(["--oversample"], type=click.Choice(["repeat-factor"]), default=None,
@@ -273,7 +277,7 @@ def _convert(fmt, args: dict) -> None:
                            jpeg_quality=args["jpeg_quality"], **fmt.encode(args))
     split = SplitOptions(args["split_spec"], args["split_from_lists"], args["seed"],
                          args["oversample"] is not None, args["threshold"], args["oversample_rounding"],
-                         args["group_by"])
+                         args["group_by"], args["group_near_duplicates"])
     if args["runner"]:
         from odprep.beam import BeamRunner
 

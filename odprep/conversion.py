@@ -234,10 +234,19 @@ def convert_splits(splits: dict[str, list[ImageRecord]], output: Path | str, *,
 def split_and_convert(records: Iterable[ImageRecord], output: Path | str, *, split_spec: str | None = None,
                       split_lists: Path | None = None, seed: int = 0,
                       oversample_threshold: float | None = None, rounding: str = "stochastic",
-                      group_by: str | None = None, **convert_options) -> SplitConversion:
+                      group_by: str | None = None, near_duplicates: bool = False,
+                      **convert_options) -> SplitConversion:
     """Split records by image (``split_spec`` like "train=0.8,val=0.2", or VOC lists in
     ``split_lists``), then write every split with ``convert_splits``."""
-    from odprep.splits import grouper, parse_split_spec, split_from_lists, split_records, stubs_of
+    from odprep.example import image_identity
+    from odprep.splits import (
+        grouper,
+        near_duplicate_pairs,
+        parse_split_spec,
+        split_from_lists,
+        split_records,
+        stubs_of,
+    )
 
     if bool(split_spec) == bool(split_lists):
         raise OdprepError("--split", "give --split or --split-from-lists (one of them)", "Pick one")
@@ -249,8 +258,15 @@ def split_and_convert(records: Iterable[ImageRecord], output: Path | str, *, spl
         fractions = parse_split_spec(split_spec)
         if oversample_threshold is not None and "train" not in fractions:
             raise OdprepError("--oversample", "no split is called train", "Name one split train")
-        splits = split_records(records, fractions, seed, grouper(group_by))
+        together = ()
+        if near_duplicates:
+            images = [getattr(r, "image", None) if lazy is not None else image_identity(r) for r in records]
+            together = near_duplicate_pairs(images, _worker_count(convert_options.get("workers")))
+        splits = split_records(records, fractions, seed, grouper(group_by), together)
     else:
+        if near_duplicates:
+            raise OdprepError("--group-near-duplicates", "the lists given decide the splits",
+                              "Use it with --split FRACTIONS, or drop it")
         splits, unlisted = split_from_lists(records, split_lists)
     if lazy is not None:
         splits = {name: lazy.subset([stub.position for stub in chosen]) for name, chosen in splits.items()}
@@ -262,6 +278,10 @@ def split_and_convert(records: Iterable[ImageRecord], output: Path | str, *, spl
                             rounding=rounding, **convert_options)
     result.unlisted = unlisted
     return result
+
+
+def _worker_count(workers) -> int:
+    return workers if isinstance(workers, int) else 1  # a Beam runner hashes here, in one process
 
 
 def _numbering(records, start: int):
@@ -313,10 +333,13 @@ def run(opened, options, summary: Summary, progress: ProgressFactory | None = No
         return split_and_convert(
             opened.records, options.output, split_spec=split.spec, split_lists=split.lists,
             seed=split.seed, oversample_threshold=split.threshold if split.oversample else None,
-            rounding=split.rounding, group_by=split.group_by, label_map=label_map, built_map=opened.label_map,
+            rounding=split.rounding, group_by=split.group_by, near_duplicates=split.near_duplicates,
+            label_map=label_map, built_map=opened.label_map,
             built_map_origin=opened.origin, num_shards=options.num_shards, workers=options.workers,
             options=options.encode or EncodeOptions(), progress=progress, summary=summary,
             write_label_map=opened.write_label_map)
+    if split is not None and split.near_duplicates:
+        raise OdprepError("--group-near-duplicates", "it groups images for --split", "Add --split train=...,val=...")
     if split is not None and split.oversample:
         raise OdprepError("--oversample", "oversampling applies to the train split only",
                           "Add --split train=...,val=... (or --split-from-lists)")

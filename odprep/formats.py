@@ -9,7 +9,6 @@ is one reader module and one entry here.
 from __future__ import annotations
 
 import functools
-
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +35,7 @@ class SplitOptions:
     threshold: float = 0.001
     rounding: str = "stochastic"
     group_by: str | None = None  # a regular expression over file names: one group, one split
+    near_duplicates: bool = False  # also keep pictures that look alike (perceptual hash) on one side
 
 
 @dataclass(frozen=True)

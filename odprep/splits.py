@@ -48,6 +48,7 @@ class RecordStub:
     labels: tuple[str, ...]
     annotation_path: str
     filename: str
+    image: str = ""  # the image file (example.image_identity), "" for embedded data
 
 
 def stubs_of(records: Sequence[ImageRecord]) -> list[RecordStub]:
@@ -58,8 +59,9 @@ def stubs_of(records: Sequence[ImageRecord]) -> list[RecordStub]:
     seen: dict[str, str] = {}
     stubs = []
     for i, record in enumerate(records):
-        claim_image(seen, image_identity(record), record.annotation_path)
-        stubs.append(RecordStub(i, tuple(record.labels), record.annotation_path, record.filename))
+        image = image_identity(record)
+        claim_image(seen, image, record.annotation_path)
+        stubs.append(RecordStub(i, tuple(record.labels), record.annotation_path, record.filename, image))
     return stubs
 
 
@@ -71,6 +73,46 @@ def split_sizes(total: int, fractions: dict[str, float]) -> dict[str, int]:
     for name in by_remainder[: total - sum(sizes.values())]:
         sizes[name] += 1
     return sizes
+
+
+def near_duplicate_pairs(images: Sequence[str], workers: int = 1) -> list[tuple[int, int]]:
+    """Positions of images that look alike (perceptual hash within ``leakage.NEAR`` bits,
+    mirrors included): each image read and hashed once, in ``workers`` processes, then
+    compared in blocks. Images that cannot be read or decoded have no hash (the writer
+    reports them)."""
+    import numpy as np
+
+    from odprep.checks.leakage import NEAR
+    from odprep.datasummary import hamming
+    from odprep.parallel import ordered_map
+
+    chunks = [list(images[i:i + 256]) for i in range(0, len(images), 256)]
+    found = [h for chunk in ordered_map(_hash_files, chunks, max(1, workers)) for h in chunk]
+    hashes = np.array([h[0] for h in found], dtype=np.uint64)
+    mirrored = np.array([h[1] for h in found], dtype=np.uint64)
+    valid = np.flatnonzero(hashes != 0)
+    pairs = []
+    for i in valid:
+        later = valid[valid > i]
+        if not later.size:
+            break
+        distance = np.minimum(hamming(hashes[later], int(hashes[i])), hamming(mirrored[later], int(hashes[i])))
+        pairs += [(int(i), int(j)) for j in later[distance <= NEAR]]
+    return pairs
+
+
+def _hash_files(paths: list[str]) -> list[tuple[int, int]]:
+    from odprep.datasummary import dhash
+    from odprep.fileio import read_bytes
+
+    out = []
+    for path in paths:
+        try:
+            found = dhash(read_bytes(path, "image")) if path else None
+        except (OdprepError, OSError):
+            found = None
+        out.append(found or (0, 0))
+    return out
 
 
 def grouper(pattern: str | None) -> Callable[[str], str]:
@@ -97,16 +139,29 @@ def grouper(pattern: str | None) -> Callable[[str], str]:
 
 
 def split_records(records: list[ImageRecord], fractions: dict[str, float], seed: int = 0,
-                  group_of: Callable[[str], str] | None = None) -> dict[str, list[ImageRecord]]:
+                  group_of: Callable[[str], str] | None = None,
+                  together: Sequence[tuple[int, int]] = ()) -> dict[str, list[ImageRecord]]:
     """Stratified, deterministic split; images of one group (``group_of`` their file name:
-    copies of one photo, frames of one video) always land in one split. Output order
-    follows the input order."""
+    copies of one photo, frames of one video; or joined by a pair in ``together``, such as
+    near-duplicates) always land in one split. Output order follows the input order."""
     sizes = split_sizes(len(records), fractions)
     names = list(fractions)
     group_of = group_of or grouper(None)
-    groups: dict[str, list[int]] = {}
-    for i, record in enumerate(records):
-        groups.setdefault(group_of(record.filename), []).append(i)
+    parent = list(range(len(records)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first_of: dict[str, int] = {}
+    links = [(first_of.setdefault(group_of(record.filename), i), i) for i, record in enumerate(records)]
+    for a, b in [*links, *together]:
+        parent[find(a)] = find(b)
+    groups: dict[int, list[int]] = {}
+    for i in range(len(records)):
+        groups.setdefault(find(i), []).append(i)
     members = list(groups.values())
     labels_of = [set(label for i in group for label in records[i].labels) for group in members]
     class_images = Counter(label for r in records for label in set(r.labels))

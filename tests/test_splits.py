@@ -193,3 +193,67 @@ def test_a_bad_group_by_is_one_line(tmp_path):
     result = run_cli("voc2tfr", SAMPLE / "voc" / "Annotations", "--images-dir", SAMPLE / "images", "-o",
                      tmp_path / "{split}.record", "--split", "train=0.5,val=0.5", "--group-by", "(")
     assert_bad_input(result, "--group-by", "not a regular expression")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(2, 40), st.lists(st.tuples(st.integers(0, 39), st.integers(0, 39)), max_size=30),
+       st.integers(0, 3))
+def test_pairs_kept_together_never_span_two_splits(count, pairs, seed):
+    from odprep.splits import split_records
+
+    pairs = [(a % count, b % count) for a, b in pairs]
+    splits = split_records(_stubs([f"img{i}.jpg" for i in range(count)]), {"train": 0.7, "val": 0.3}, seed,
+                           together=pairs)
+    side = {stub.position: name for name, stubs in splits.items() for stub in stubs}
+    assert all(side[a] == side[b] for a, b in pairs) and len(side) == count
+
+
+def test_group_near_duplicates_keeps_re_encoded_and_mirrored_copies_on_one_side(tmp_path):
+    """Ten photos, each with a re-encoded, a resized and a mirrored copy under unrelated file
+    names: by name they would scatter; --group-near-duplicates keeps each photo's four on
+    one side, and check then finds no near-duplicate leak."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from .helpers import VOC_TEMPLATE, voc_object
+
+    images, annotations = tmp_path / "images", tmp_path / "Annotations"
+    images.mkdir()
+    annotations.mkdir()
+    rng = np.random.default_rng(0)
+    number = 0
+    for _ in range(10):
+        base = Image.fromarray(rng.integers(0, 255, (12, 16, 3), dtype=np.uint8)).resize((160, 120))
+        for copy in (base, base, base.resize((120, 90)), base.transpose(Image.Transpose.FLIP_LEFT_RIGHT)):
+            buffer = io.BytesIO()
+            copy.save(buffer, format="JPEG", quality=95 - 30 * (number % 2))
+            name = f"{number * 7919 % 1000:03d}_{number}.jpg"
+            (images / name).write_bytes(buffer.getvalue())
+            (annotations / f"{name}.xml").write_text(VOC_TEMPLATE.format(
+                filename=name, width=copy.width, height=copy.height, objects=voc_object("cat", (2, 2, 50, 50))))
+            number += 1
+    out = tmp_path / "out"
+    result = run_cli("voc2tfr", annotations, "--images-dir", images, "-o", out / "{split}.record", "--split",
+                     "train=0.7,val=0.3", "--group-near-duplicates", "-q")
+    assert result.exit_code == 0, result.output
+    from odprep.datasummary import summarize
+
+    summary = summarize({"train": [out / "train.record"], "eval": [out / "val.record"]}, hashes=True)
+    from odprep.checks.leakage import near_duplicates
+
+    assert summary.splits["eval"].images in (8, 12) and near_duplicates(summary.splits["train"],
+                                                                         summary.splits["eval"]) == []
+    plain = run_cli("voc2tfr", annotations, "--images-dir", images, "-o", tmp_path / "plain" / "{split}.record",
+                    "--split", "train=0.7,val=0.3", "-q")
+    assert plain.exit_code == 0
+    scattered = summarize({"train": [tmp_path / "plain" / "train.record"],
+                           "eval": [tmp_path / "plain" / "val.record"]}, hashes=True)
+    assert near_duplicates(scattered.splits["train"], scattered.splits["eval"])  # the test can fail
+
+
+def test_group_near_duplicates_needs_a_split(tmp_path):
+    result = run_cli("voc2tfr", SAMPLE / "voc" / "Annotations", "--images-dir", SAMPLE / "images", "-o",
+                     tmp_path / "x.record", "--group-near-duplicates")
+    assert_bad_input(result, "--group-near-duplicates", "--split")

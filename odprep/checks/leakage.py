@@ -63,5 +63,5 @@ def findings(facts: ConfigFacts, summary: DataSummary, report: Report) -> None:
             report.warning("train-eval-near-duplicate", f"{facts.path}: {len(near)} eval image(s) look like "
                            f"train images (perceptual hash within {NEAR} of 64 bits: a re-encoded, resized, "
                            f"cropped or mirrored copy; e.g. {train.names[i]} and {evaluation.names[j]}, "
-                           f"{d} bits apart)", "Split by source, keeping copies together (odprep --split "
-                           "--group-by REGEX)")
+                           f"{d} bits apart)", "Split keeping look-alikes together (odprep --split ... "
+                           "--group-near-duplicates, or --group-by REGEX for a source in the file names)")

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from odprep import gardenschedule
 from odprep.errors import OdprepError
 from odprep.pipeline_config import ConfigPatch
 from odprep.yamlsize import refuse_alias_bombs
@@ -27,8 +28,9 @@ COMMON_KEYS = ("task.train_data.input_path", "task.validation_data.input_path", 
 _CAPS = ("task.train_data.parser.max_num_instances", "task.validation_data.parser.max_num_instances",
          "task.model.detection_generator.max_num_detections")  # objects per image (--max-objects)
 _ANCHOR = ("task.model.anchor.anchor_size", "task.model.anchor.aspect_ratios")  # --fit-anchors
-FAMILY_KEYS = {"retinanet": ("task.annotation_file", *_CAPS, *_ANCHOR),
-               "maskrcnn": ("task.annotation_file", "task.model.include_mask", *_CAPS, *_ANCHOR),
+_SCHEDULE = gardenschedule.KEYS  # --num-steps, --scale-lr
+FAMILY_KEYS = {"retinanet": ("task.annotation_file", *_CAPS, *_ANCHOR, *_SCHEDULE),
+               "maskrcnn": ("task.annotation_file", "task.model.include_mask", *_CAPS, *_ANCHOR, *_SCHEDULE),
                "segmentation": ()}
 
 
@@ -232,9 +234,18 @@ def patch_experiment(text: str, patch: ConfigPatch, source: str = "") -> str:
         changes.update({key: patch.max_objects for key in _CAPS})
     for name, value in (patch.anchors or {}).items():
         changes[f"task.model.anchor.{name}"] = _flow_like(_get(document, f"task.model.anchor.{name}"), value)
-    if patch.scale_lr:
-        raise OdprepError(source, "--scale-lr is for OD API configs: a Model Garden experiment's rate is "
-                          "its trainer.optimizer_config", "Set trainer.optimizer_config.learning_rate by hand")
+    if (patch.num_steps is not None or patch.scale_lr) and kind in ("retinanet", "maskrcnn"):
+        from odprep.checks.facts import template_rates
+
+        batch = patch.batch_size or _int(_get(document, "task.train_data.global_batch_size"))
+        if patch.scale_lr and not batch:
+            raise OdprepError(source, "--scale-lr needs a batch size", "Pass --batch-size N")
+        changes.update({key: _flow_like(_get(document, key), value) for key, value in gardenschedule.patch(
+            document, kind, patch.num_steps, batch if patch.scale_lr else None, template_rates("garden", kind),
+            source).items()})
+    elif patch.scale_lr:
+        raise OdprepError(source, f"--scale-lr: the {kind} experiment has no learning-rate schedule odprep knows",
+                          "Set trainer.optimizer_config by hand")
     if patch.masks is not None:
         if kind != "maskrcnn" and patch.masks:
             raise OdprepError(source, f"--masks: this experiment ({kind or 'unknown family'}) has no mask "

@@ -36,6 +36,13 @@ trainer:
 """
 
 
+# --num-steps writes the experiment's implicit schedule, moved to the new length (here 2 steps)
+SCHEDULE_LINES = ["+  optimizer_config:", "+    learning_rate:", "+      type: stepwise", "+      stepwise:",
+                  "+        boundaries: [1, 2]", "+        values: [0.32, 0.032, 0.0032]", "+    warmup:",
+                  "+      type: linear", "+      linear:", "+        warmup_learning_rate: 0.0067",
+                  "+        warmup_steps: 1"]
+
+
 def changed_lines(before: str, after: str) -> list[str]:
     return [line for line in difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=0)
             if line[:1] in "+-" and not line.startswith(("+++", "---"))]
@@ -54,7 +61,7 @@ def test_only_the_asked_keys_change_and_comments_and_quotes_stay():
         "+    num_classes: 4    # COCO", "+    input_path: 'data/train.record'",
         "+    global_batch_size: 8", '+      - "data/val.record"', "+    decoder:",
         "+      simple_decoder:", "+        regenerate_source_id: true", "+  annotation_file: data/val.json",
-        "+  train_steps: 2     # smoke"]), after
+        "+  train_steps: 2     # smoke", *SCHEDULE_LINES]), after
     assert "input_size: [256, 256, 3]" in after and "backbone: {type: resnet" in after
 
 
@@ -84,7 +91,8 @@ def voc_records(tmp_path, monkeypatch):
 def test_patch_sets_num_classes_to_highest_id_plus_one_and_regenerates_text_source_ids(voc_records):
     (voc_records / "exp.yaml").write_text(HAND_WRITTEN)
     result = run_cli("patch-config", "exp.yaml", "--train-input", "data/train.record", "--eval-input",
-                     "data/val.record", "--label-map", "data/label_map.pbtxt", "--in-place")
+                     "data/val.record", "--label-map", "data/label_map.pbtxt", "--num-steps", "100", "--scale-lr",
+                     "--in-place")
     assert result.exit_code == 0, result.output
     text = (voc_records / "exp.yaml").read_text()
     assert "num_classes: 4    # COCO" in text  # ids 1..3, plus the background

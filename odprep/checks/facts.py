@@ -126,23 +126,7 @@ def garden_facts(document, path: str, family: str | None) -> ConfigFacts:
             GARDEN_DEFAULTS["max_num_detections"]
         limits.append(Limit("detections", value, "task.model.detection_generator.max_num_detections", "eval",
                             "evaluation cannot reach full recall on those images"))
-    rate = _get(document, "trainer.optimizer_config.learning_rate")
-    kind = rate.get("type") if isinstance(rate, dict) else None
-    body = rate.get(kind) if isinstance(rate, dict) and isinstance(kind, str) else None
-    body = body if isinstance(body, dict) else {}
-    warmup = _get(document, "trainer.optimizer_config.warmup")
-    warmup_kind = warmup.get("type") if isinstance(warmup, dict) else None
-    warmup_body = warmup.get(warmup_kind) if isinstance(warmup_kind, str) else None
-    boundaries = body.get("boundaries") if isinstance(body.get("boundaries"), list) else []
-    schedule = Schedule(
-        _int(_get(document, "trainer.train_steps")), "trainer.train_steps",
-        total_steps=_int(body.get("decay_steps")), total_field=f"trainer.optimizer_config.learning_rate.{kind}"
-        ".decay_steps",
-        warmup_steps=_int(warmup_body.get("warmup_steps")) if isinstance(warmup_body, dict) else None,
-        warmup_field=f"trainer.optimizer_config.warmup.{warmup_kind}.warmup_steps",
-        last_boundary=max((b for b in boundaries if _int(b) is not None), default=None),
-        boundary_field=f"trainer.optimizer_config.learning_rate.{kind}.boundaries",
-        batch_size=_int(_get(document, "task.train_data.global_batch_size")))
+    schedule = _garden_schedule(document, family)
     size = _get(document, "task.model.input_size")
     resizer = None  # Model Garden's parsers scale an image to fit input_size and pad it
     if isinstance(size, list) and len(size) >= 2 and all(_int(v) for v in size[:2]):
@@ -150,6 +134,22 @@ def garden_facts(document, path: str, family: str | None) -> ConfigFacts:
     return ConfigFacts(path, "garden", family, _int(_get(document, "task.model.num_classes")), tuple(limits),
                        schedule, resizer, garden_anchors(document, family),
                        _patterns(_get(document, "task.train_data.input_path")))
+
+
+def _garden_schedule(document, family: str | None) -> Schedule:
+    from odprep import gardenschedule
+
+    steps = _int(_get(document, "trainer.train_steps"))
+    batch = _int(_get(document, "task.train_data.global_batch_size"))
+    plan = gardenschedule.stepwise(document, family)
+    if plan is None:
+        return Schedule(steps, "trainer.train_steps", batch_size=batch)
+    whose = f" (the {plan.experiment} default: the YAML sets no trainer.optimizer_config)" if plan.experiment else ""
+    rate, warmup = gardenschedule.RATE, gardenschedule.WARMUP
+    return Schedule(steps, "trainer.train_steps", warmup_steps=plan.warmup_steps,
+                    warmup_field=f"{warmup}.linear.warmup_steps{whose}", last_boundary=max(plan.boundaries),
+                    boundary_field=f"{rate}.stepwise.boundaries{whose}", learning_rate=plan.values[0],
+                    batch_size=batch)
 
 
 def template_rates(trainer: str, model: str | None) -> dict[float, int]:
@@ -161,6 +161,19 @@ def template_rates(trainer: str, model: str | None) -> dict[float, int]:
 
     rates: dict[float, int] = {}
     if trainer != "od_api":
+        from odprep import experiment_config, gardenschedule
+        from odprep.pipeline_config import template_file, template_names, template_text
+
+        default = gardenschedule.DEFAULTS.get(model or "")
+        if default is None:
+            return rates
+        rates[default.values[0]] = default.batch_size
+        for name in template_names():
+            if template_file(name).endswith(".yaml"):
+                document = experiment_config.load(template_text(name), name)[0]
+                plan = gardenschedule.stepwise(document, experiment_config.family(document["task"]))
+                if experiment_config.family(document["task"]) == model and plan and not plan.experiment:
+                    rates[plan.values[0]] = plan.batch_size
         return rates
     for name in template_names():
         if not template_file(name).endswith(".config"):

@@ -63,6 +63,9 @@ def library_errors(command):
                        "report it (ODPREP_DEBUG=1 shows the traceback).", err=True)
             sys.exit(70)
         finally:
+            from odprep.fileio import remove_leftover_temps
+
+            remove_leftover_temps()  # whatever an interrupt or an error cut off before its own clean-up
             restore(previous)
 
     return wrapper

@@ -234,6 +234,7 @@ def _check_target(target: Path) -> None:
 
 
 _made_for: dict[str, list[Path]] = {}  # temporary file -> the folders made for it (removed with it)
+_live: set[str] = set()  # temporary files made and not yet committed or removed
 _NAME_BYTES = 255
 
 
@@ -258,20 +259,30 @@ def temp_path_for(target: Path | str, mode: int | None = None) -> Path:
     made for it are removed again if it is discarded (``remove_quietly``)."""
     target = Path(target)
     _check_target(target)
-    try:
-        made = _missing_folders(target.parent)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=_temp_prefix(target.name), suffix=TEMP_SUFFIX, dir=target.parent)
-    except ValueError:
-        raise OdprepError(repr(str(target)), "the output path holds a NUL byte", "Fix the name") from None
-    except OSError as exc:
-        raise os_error(target, exc, "write here") from None
-    if hasattr(os, "fchmod"):
-        os.fchmod(fd, mode if mode is not None else 0o666 & ~_UMASK)  # mkstemp's 0600 would stay
-    os.close(fd)
-    if made:
-        _made_for[name] = made
+    with held():  # the file and its registration are one step: an interrupt never leaves it unlisted
+        try:
+            made = _missing_folders(target.parent)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(prefix=_temp_prefix(target.name), suffix=TEMP_SUFFIX, dir=target.parent)
+        except ValueError:
+            raise OdprepError(repr(str(target)), "the output path holds a NUL byte", "Fix the name") from None
+        except OSError as exc:
+            raise os_error(target, exc, "write here") from None
+        _live.add(name)
+        if made:
+            _made_for[name] = made
+        try:
+            if hasattr(os, "fchmod"):
+                os.fchmod(fd, mode if mode is not None else 0o666 & ~_UMASK)  # mkstemp's 0600 would stay
+        finally:
+            os.close(fd)
     return Path(name)
+
+
+def remove_leftover_temps() -> None:
+    """Remove every temporary file this process made and neither committed nor removed:
+    the last clean-up of a run that ends early, wherever the interrupt landed."""
+    remove_quietly(list(_live))
 
 
 def remove_quietly(paths: Iterable[Path | str]) -> None:
@@ -281,6 +292,7 @@ def remove_quietly(paths: Iterable[Path | str]) -> None:
         for path in paths:
             with contextlib.suppress(OSError):
                 os.unlink(path)
+            _live.discard(str(path))
             folders.update(_made_for.pop(str(path), ()))
         for folder in sorted(folders, key=lambda f: len(f.parts), reverse=True):  # deepest first
             with contextlib.suppress(OSError):
@@ -356,6 +368,7 @@ def commit(pending: list[tuple[Path, Path]], exclusive: Iterable[Path] = ()) -> 
             mark_committed()
     for temp, _ in pending:
         _made_for.pop(str(temp), None)  # the folders hold the output now
+        _live.discard(str(temp))
     pending.clear()
 
 

@@ -139,3 +139,32 @@ def test_workers_die_with_a_killed_parent(big_voc, tmp_path):
     process.kill()
     process.wait()
     _assert_none_alive(workers)
+
+
+@pytest.mark.parametrize("nth", [1, 2, 3, 4])
+def test_a_signal_right_after_a_temporary_file_is_made_leaves_nothing(tmp_path, monkeypatch, nth):
+    """A real SIGINT to this process the moment mkstemp returns, for each temporary file a
+    run makes (shards, then the workers' chunk prefix): the file is listed before the signal
+    is handled, so the run's last clean-up removes it."""
+    import tempfile
+
+    from .conftest import SAMPLE
+    from .helpers import run_cli
+
+    real = tempfile.mkstemp
+    calls = []
+
+    def mkstemp_then_signal(*args, **kwargs):
+        made = real(*args, **kwargs)
+        calls.append(made[1])
+        if len(calls) == nth:
+            os.kill(os.getpid(), signal.SIGINT)
+        return made
+
+    monkeypatch.setattr("odprep.fileio.tempfile.mkstemp", mkstemp_then_signal)
+    out = tmp_path / "out"
+    result = run_cli("voc2tfr", SAMPLE / "voc" / "Annotations", "--images-dir", SAMPLE / "images", "-o",
+                     out / "train.record", "--num-shards", "3", "--workers", "2", "-q")
+    assert len(calls) >= nth, calls
+    assert result.exit_code == 130, result.output
+    assert not out.exists() or not list(out.iterdir()), sorted(p.name for p in out.iterdir())

@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import math
+
 from odprep.anchors import Anchors, Generator
+from odprep.pipeline_config import proto_int
 from odprep.prototext import Message, Scalar
 
 # The OD API's proto defaults (anchor_generator protos, argmax_matcher.proto).
@@ -33,33 +36,45 @@ GARDEN_MATCH = {"retinanet": ("task.train_data.parser.unmatched_threshold", 0.5)
 FASTER_RCNN_RPN_UNMATCHED = 0.3  # the OD API's 'FasterRCNN' proposal target assigner (0.7 / 0.3, forced)
 
 
-def _numbers(block: Message, name: str) -> list[float]:
+def _numbers(block: Message, name: str, bad: list[str]) -> list[float]:
     values: list[float] = []
     for found in block.all(name):
         items = found.value if isinstance(found.value, list) else [found.value]
         for item in items:
-            if isinstance(item, Scalar):
-                try:
-                    values.append(float(item.text))
-                except ValueError:
-                    continue
+            number = _number(item.text) if isinstance(item, Scalar) else None
+            if number is None:
+                bad.append(f"{name} holds {getattr(item, 'text', '{...}')[:40]!r}, not a finite number")
+                continue
+            values.append(number)
     return values
 
 
-def _fill(block: Message, defaults: dict) -> dict:
+def _number(text: str) -> float | None:
+    try:
+        value = float(text.rstrip("fF"))
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _fill(block: Message, defaults: dict, bad: list[str]) -> dict:
+    """The block's fields with the proto's defaults; fields that are not numbers of their
+    kind (an integer field holding 3.5, a float holding inf) are listed in ``bad``."""
     params = {}
     for name, default in defaults.items():
         if isinstance(default, list):  # a repeated field
-            params[name] = _numbers(block, name) or list(default)
+            params[name] = _numbers(block, name, bad) or list(default)
             continue
         text = block.scalar(name)
-        if isinstance(default, bool):
-            params[name] = default if text is None else text == "true"
-            continue
-        try:
-            params[name] = type(default)(float(text)) if text is not None else default
-        except ValueError:
+        if text is None:
             params[name] = default
+        elif isinstance(default, bool):
+            params[name] = text == "true"
+        else:
+            value = proto_int(text) if isinstance(default, int) else _number(text)
+            if value is None:
+                bad.append(f"{name} is {text[:40]!r}, not {'an integer' if isinstance(default, int) else 'a finite number'}")
+            params[name] = default if value is None else value
     return params
 
 
@@ -82,23 +97,25 @@ def od_api_anchors(arch: Message | None, model: str | None) -> Anchors | None:
     if found is None:
         return None
     kind, block, setting = found
-    params = _fill(block, OD_API_DEFAULTS[kind])
+    bad: list[str] = []
+    params = _fill(block, OD_API_DEFAULTS[kind], bad)
     if kind == "flexible_grid_anchor_generator":
-        params["anchor_grid"] = [_fill(grid, FLEXIBLE_GRID) for grid in block.messages("anchor_grid")]
+        params["anchor_grid"] = [_fill(grid, FLEXIBLE_GRID, bad) for grid in block.messages("anchor_grid")]
+    invalid = bad[0] if bad else ""
     if model == "faster_rcnn":
         return Anchors(Generator(kind, params), setting, FASTER_RCNN_RPN_UNMATCHED,
-                       "the first stage's unmatched threshold, fixed in the OD API", True)
+                       "the first stage's unmatched threshold, fixed in the OD API", True, invalid)
     threshold, force, field = 0.5, False, "ssd.matcher.argmax_matcher.matched_threshold"
     for matcher in arch.messages("matcher"):
         for argmax in matcher.messages("argmax_matcher"):
-            values = _fill(argmax, {"matched_threshold": 0.5, "unmatched_threshold": 0.5})
+            values = _fill(argmax, {"matched_threshold": 0.5, "unmatched_threshold": 0.5}, bad)
             force = argmax.scalar("force_match_for_each_row") == "true"
             threshold = values["unmatched_threshold"] if force else values["matched_threshold"]
             if force:
                 field = "ssd.matcher.argmax_matcher.unmatched_threshold"
         if matcher.messages("bipartite_matcher"):
             force = True  # each box gets exactly one anchor, its best
-    return Anchors(Generator(kind, params), setting, threshold, field, force)
+    return Anchors(Generator(kind, params), setting, threshold, field, force, bad[0] if bad else "")
 
 
 def garden_anchors(document: dict, family: str | None) -> Anchors | None:
@@ -109,21 +126,38 @@ def garden_anchors(document: dict, family: str | None) -> Anchors | None:
     given = _get(document, "task.model.anchor")
     given = given if isinstance(given, dict) else {}
     params: dict = {}
+    bad: list[str] = []
     low, high = GARDEN_LEVELS[family]
     for name, default in (("min_level", low), ("max_level", high)):
         value = _get(document, f"task.model.{name}")
-        params[name] = value if isinstance(value, int) and not isinstance(value, bool) else default
+        params[name] = _garden_value(name, value, default, bad)
     for name, default in GARDEN_DEFAULTS[family].items():
         value = given.get(name, default)
         if isinstance(default, list):
             ok = isinstance(value, list) and value and all(_real(v) for v in value)
+            if not ok:
+                bad.append(f"{name} is {str(value)[:40]!r}, not a list of finite numbers")
             params[name] = [float(v) for v in value] if ok else list(default)
         else:
-            params[name] = type(default)(value) if _real(value) else default
+            params[name] = _garden_value(name, value, default, bad)
     key, default = GARDEN_MATCH[family]
     threshold = _get(document, key)
     return Anchors(Generator("task.model.anchor", params), "task.model.anchor",
-                   float(threshold) if _real(threshold) else default, key, True)
+                   float(threshold) if _real(threshold) else default, key, True, bad[0] if bad else "")
+
+
+def _garden_value(name: str, value, default, bad: list[str]):
+    if value is None:
+        return default
+    if isinstance(default, int) and not isinstance(default, bool):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        bad.append(f"{name} is {str(value)[:40]!r}, not an integer")
+        return default
+    if _real(value) and math.isfinite(value):
+        return float(value)
+    bad.append(f"{name} is {str(value)[:40]!r}, not a finite number")
+    return default
 
 
 def _real(value) -> bool:

@@ -138,6 +138,9 @@ def fit_config(text: str, source: str) -> tuple[Fit, str]:
     if facts.anchors is None:
         raise OdprepError(source, f"--fit-anchors: this model ({facts.model or 'none'}) has no anchor generator",
                           "Leave --fit-anchors out (anchors apply to SSD, Faster R-CNN, RetinaNet and Mask R-CNN)")
+    if facts.anchors.problem():
+        raise OdprepError(source, f"{facts.anchors.setting}: {facts.anchors.problem()}",
+                          "Fix the anchor generator first")
     files = [path for pattern in facts.train_inputs for path in _expand(pattern)]
     if not files:
         raise OdprepError(source, "--fit-anchors needs the train records, and the config's train input "

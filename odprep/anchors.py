@@ -48,6 +48,11 @@ class Generator:
     def levels(self, height: float, width: float) -> list[Level]:
         return _LEVELS[self.kind](self.params, height, width)
 
+    def problem(self) -> str | None:
+        """What makes these fields unusable (the trainer would fail or build no anchors),
+        naming the field; None when they are sound."""
+        return _PROBLEMS[self.kind](self.params)
+
     def with_params(self, **changes) -> Generator:
         return replace(self, params={**self.params, **changes})
 
@@ -68,6 +73,10 @@ class Anchors:
     threshold: float
     threshold_field: str
     force_match: bool
+    invalid: str = ""  # a field the config writes that is not a number of its kind
+
+    def problem(self) -> str | None:
+        return self.invalid or self.generator.problem()
 
     def describe(self) -> str:
         shown = ", ".join(f"{k}: {_short(v)}" for k, v in self.generator.params.items()
@@ -180,6 +189,76 @@ def _garden(p: dict, height: float, width: float) -> list[Level]:
     return levels
 
 
+MAX_LEVEL = 12  # a stride of 4096 pixels: past any input size a config can name
+
+
+def _positive(params: dict, *names: str) -> str | None:
+    for name in names:
+        values = params[name] if isinstance(params[name], list) else [params[name]]
+        for value in values:
+            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                return f"{name} holds {value!r}, not a positive number"
+    return None
+
+
+def _levels_problem(p: dict) -> str | None:
+    if not 0 <= p["min_level"] <= p["max_level"] <= MAX_LEVEL:
+        return f"min_level {p['min_level']} and max_level {p['max_level']} are not levels 0 <= min <= max <= {MAX_LEVEL}"
+    return None
+
+
+def _multiscale_problem(p: dict) -> str | None:
+    if not p["aspect_ratios"]:
+        return "aspect_ratios is empty: no anchor would be placed"
+    if p["scales_per_octave"] < 1:
+        return f"scales_per_octave is {p['scales_per_octave']}, not at least 1"
+    return _levels_problem(p) or _positive(p, "anchor_scale", "aspect_ratios")
+
+
+def _grid_problem(p: dict) -> str | None:
+    if not p["scales"] or not p["aspect_ratios"]:
+        return "scales or aspect_ratios is empty: no anchor would be placed"
+    return _positive(p, "scales", "aspect_ratios", "height", "width", "height_stride", "width_stride")
+
+
+def _ssd_problem(p: dict) -> str | None:
+    layers = p["num_layers"]
+    if not 1 <= layers <= 32 or (layers < 2 and not p["scales"]):
+        return f"num_layers is {layers}: between 2 and 32 (or 1 with scales) are usable"
+    if p["scales"] and len(p["scales"]) != layers:
+        return f"scales holds {len(p['scales'])} values for num_layers {layers}"
+    for name in ("height_stride", "width_stride", "height_offset", "width_offset"):
+        if p[name] and len(p[name]) != layers:
+            return f"{name} holds {len(p[name])} values for num_layers {layers}"
+    if not p["aspect_ratios"] and not (layers == 1 and p["reduce_boxes_in_lowest_layer"]):
+        return "aspect_ratios is empty: the layers above the first would hold no anchor"
+    return _positive(p, "aspect_ratios", "base_anchor_height", "base_anchor_width", "height_stride",
+                     "width_stride", *(("scales",) if p["scales"] else ("min_scale", "max_scale")))
+
+
+def _flexible_problem(p: dict) -> str | None:
+    if not p["anchor_grid"]:
+        return "no anchor_grid is given"
+    for number, grid in enumerate(p["anchor_grid"]):
+        if not grid["base_sizes"] or len(grid["base_sizes"]) != len(grid["aspect_ratios"]):
+            return f"anchor_grid {number}: base_sizes and aspect_ratios must be non-empty lists of one length"
+        found = _positive(grid, "base_sizes", "aspect_ratios", "height_stride", "width_stride")
+        if found:
+            return f"anchor_grid {number}: {found}"
+    return None
+
+
+def _garden_problem(p: dict) -> str | None:
+    if not p["aspect_ratios"]:
+        return "aspect_ratios is empty: no anchor would be placed"
+    if p["num_scales"] < 1:
+        return f"num_scales is {p['num_scales']}, not at least 1"
+    return _levels_problem(p) or _positive(p, "anchor_size", "aspect_ratios")
+
+
+_PROBLEMS = {"multiscale_anchor_generator": _multiscale_problem, "grid_anchor_generator": _grid_problem,
+             "ssd_anchor_generator": _ssd_problem, "flexible_grid_anchor_generator": _flexible_problem,
+             "task.model.anchor": _garden_problem}
 _LEVELS = {"multiscale_anchor_generator": _multiscale, "grid_anchor_generator": _grid,
            "ssd_anchor_generator": _ssd, "flexible_grid_anchor_generator": _flexible,
            "task.model.anchor": _garden}

@@ -104,7 +104,7 @@ def anchor_stats(facts: ConfigFacts, summary: DataSummary) -> dict | None:
     they cover each split's boxes: the best possible recall overall, per class and size band."""
     from odprep.checks import anchors as anchor_checks
 
-    if facts.anchors is None:
+    if facts.anchors is None or facts.anchors.problem():
         return None
     train = next(iter(summary.splits.values()))
     width, height = (train.image_sizes.most_common(1)[0][0] if train.image_sizes else (640, 640))

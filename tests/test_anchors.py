@@ -204,3 +204,51 @@ def test_fit_anchors_refuses_a_model_without_anchors_and_records_without_boxes(t
     missing = run_cli("patch-config", "--template", "ssd_mobilenet_v2_fpnlite_320", "--train-input",
                       tmp_path / "nothing-*.record", "--fit-anchors", "-o", tmp_path / "z.config")
     assert missing.exit_code == 2 and "matches no file" in missing.output
+
+
+FIELD_TEXTS = st.sampled_from(["0", "-1", "1e400", "nan", "inf", "3.5", "abc", "0x10", "1e-300", "99999",
+                               "2", "4.0", "0.5", "[1.0, 0.0]", "[]", "[2.0, -3.0]", '"x"', "true", "13", "1"])
+MULTISCALE_FIELDS = ("min_level", "max_level", "anchor_scale", "aspect_ratios", "scales_per_octave")
+GRID_FIELDS = ("scales", "aspect_ratios", "height_stride", "width_stride", "height", "width")
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(["ssd_mobilenet_v2_fpnlite_320", "faster_rcnn_resnet50_v1_640"]),
+       st.dictionaries(st.sampled_from(sorted(set(MULTISCALE_FIELDS + GRID_FIELDS))), FIELD_TEXTS, max_size=4))
+def test_any_anchor_fields_are_named_or_measured_never_a_crash(template, fields):
+    """Hostile values in the generator's fields: either a problem naming the field, or a
+    generator whose coverage is a number in [0, 1]."""
+    from odprep.anchors import ModelBoxes, best_iou
+    from odprep.checks.facts import facts_from_text
+    from odprep.errors import OdprepError
+    from odprep.pipeline_config import template_text
+
+    text = template_text(template)
+    block = "multiscale_anchor_generator {" if template.startswith("ssd") else "grid_anchor_generator {"
+    for name, value in fields.items():  # written first in the block: the value the parser reads
+        text = text.replace(block, f"{block}\n        {name}: {value}", 1)
+    try:
+        anchors = facts_from_text(text, "p.config").anchors
+    except OdprepError:
+        return  # a config the text-format parser refuses (e.g. a list where a scalar goes): one line
+    if anchors.problem():
+        assert isinstance(anchors.problem(), str)
+        return
+    n = 8
+    found = ModelBoxes(np.full(n, 100.0), np.full(n, 100.0), np.linspace(1, 300, n), np.linspace(300, 1, n),
+                       np.full(n, 320.0), np.full(n, 320.0))
+    best = best_iou(anchors.generator, found)
+    assert np.all((best >= 0) & (best <= 1 + 1e-9)), best
+
+
+def test_an_unusable_generator_is_an_error_naming_the_field(tmp_path):
+    checked(tmp_path, _ordinary(), _ordinary(2))
+    config = tmp_path / "p.config"
+    config.write_text(config.read_text().replace("scales_per_octave: 2", "scales_per_octave: 0"))
+    result = run_cli("check", config, "--json")
+    import json
+
+    found = {f["kind"]: f for f in json.loads(result.output)["findings"]}
+    assert result.exit_code == 1 and "scales_per_octave is 0" in found["anchor-generator-invalid"]["examples"][0]
+    refused = run_cli("patch-config", config, "--fit-anchors", "-o", tmp_path / "x.config")
+    assert refused.exit_code == 2 and "scales_per_octave is 0" in refused.output

@@ -34,7 +34,7 @@ class Coverage:
 
 def coverage(facts: ConfigFacts, summary: DataSummary, split: str = "train") -> tuple[Coverage, ModelBoxes] | None:
     data = summary.splits.get(split)
-    if facts.anchors is None or data is None or not data.objects:
+    if facts.anchors is None or facts.anchors.problem() or data is None or not data.objects:
         return None
     columns = data.boxes.arrays()
     if not columns["cls"].size:
@@ -54,6 +54,11 @@ def coverage(facts: ConfigFacts, summary: DataSummary, split: str = "train") -> 
 
 
 def findings(facts: ConfigFacts, summary: DataSummary, report: Report) -> None:
+    if facts.anchors is not None and facts.anchors.problem():
+        report.error("anchor-generator-invalid", f"{facts.path}: {facts.anchors.setting}: "
+                     f"{facts.anchors.problem()}", "Fix the anchor generator (or start from a template: "
+                     "odprep templates)")
+        return
     measured = coverage(facts, summary)
     if measured is None:
         return

@@ -28,7 +28,7 @@ from odprep import storage
 from odprep.errors import OdprepError
 from odprep.example import EncodeOptions, encode_record
 from odprep.extras import install_hint
-from odprep.fileio import TEMP_SUFFIX
+from odprep.fileio import TEMP_SUFFIX, missing_folders, os_error, remove_empty_folders
 from odprep.labelmap import LabelMap
 from odprep.model import ImageRecord
 from odprep.termination import held, worker_setup
@@ -128,6 +128,7 @@ def write(runner: BeamRunner, records: Iterable[ImageRecord], paths: list[Path],
                             args=(send, log, lambda: _run(runner, records, paths, label_map, options),
                                   lifeline))
     parent, _, name = _target(runner, paths).rpartition("/")
+    made = missing_folders(parent) if runner.local else []  # removed again if the pipeline fails
     try:
         with held():  # a signal during the fork would leave the child unknown
             child.start()
@@ -143,6 +144,7 @@ def write(runner: BeamRunner, records: Iterable[ImageRecord], paths: list[Path],
             _kill_group(child)
             with contextlib.suppress(Exception):
                 _remove(parent, f".{name}.{runner.token}")
+            remove_empty_folders(made)
             os.unlink(log)
         raise
     finally:
@@ -151,9 +153,14 @@ def write(runner: BeamRunner, records: Iterable[ImageRecord], paths: list[Path],
     if kind != "ok":
         with contextlib.suppress(Exception):
             _remove(parent, f".{name}.{runner.token}")
+        remove_empty_folders(made)
         if kind == "error":
             os.unlink(log)
             raise OdprepError("", value.removesuffix("."))
+        system = _ERRNO.search(value)
+        if system:  # a file operation failed in a worker: said as a local run says it
+            error = os_error(paths[0], OSError(int(system.group(1)), system.group(2)), "write the records")
+            raise OdprepError(error.source, f"{error.problem} (in the Beam workers; their log: {log})", error.fix)
         raise OdprepError("--runner", f"the Beam pipeline failed: {' '.join(value.split())[:300]}",
                           f"See the runner's log: {log}")
     if not any(value.get(event) for event in _EVENTS):
@@ -161,6 +168,9 @@ def write(runner: BeamRunner, records: Iterable[ImageRecord], paths: list[Path],
     _fill(summary, value, log)
     summary.pending = [(Path(t) if runner.local else t, Path(p) if runner.local else storage.url_for(p))
                        for t, p in zip(_temps(runner, paths), paths, strict=True)]
+
+
+_ERRNO = re.compile(r"\[Errno (\d+)\] ([^\[\]'\n]+?)(?: \[while running|['\n]|$)")
 
 
 def _watchdog(lifeline: tuple[int, int]) -> None:

@@ -254,6 +254,18 @@ def _missing_folders(folder: Path) -> list[Path]:
     return missing  # deepest first
 
 
+def missing_folders(folder: Path | str) -> list[Path]:
+    """The folders that do not exist yet on the way to ``folder``, deepest first: what a
+    writer will make, to remove again if it fails (``remove_empty_folders``)."""
+    return _missing_folders(Path(folder))
+
+
+def remove_empty_folders(folders: Iterable[Path]) -> None:
+    for folder in sorted(folders, key=lambda f: len(f.parts), reverse=True):  # deepest first
+        with contextlib.suppress(OSError):
+            os.rmdir(folder)  # only if empty
+
+
 def temp_path_for(target: Path | str, mode: int | None = None) -> Path:
     """A fresh hidden temporary path in the target's directory (same filesystem). Folders
     made for it are removed again if it is discarded (``remove_quietly``)."""
@@ -294,9 +306,7 @@ def remove_quietly(paths: Iterable[Path | str]) -> None:
                 os.unlink(path)
             _live.discard(str(path))
             folders.update(_made_for.pop(str(path), ()))
-        for folder in sorted(folders, key=lambda f: len(f.parts), reverse=True):  # deepest first
-            with contextlib.suppress(OSError):
-                os.rmdir(folder)  # only if empty: another file may live there now
+        remove_empty_folders(folders)  # only if empty: another file may live there now
 
 
 def _same_bytes(a: Path, b: Path) -> bool:

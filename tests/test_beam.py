@@ -156,3 +156,40 @@ def test_a_killed_odprep_takes_its_beam_workers_with_it(tmp_path):
     proc.wait(timeout=30)
     _, alive = psutil.wait_procs(family, timeout=20)
     assert [p for p in alive if p.status() != psutil.STATUS_ZOMBIE] == []
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 1 MB tmpfs: a real filesystem that fills up (mounting needs root, as CI runs)."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
+                                           capture_output=True).returncode != 0:
+        if os.environ.get("CI"):
+            pytest.fail("CI runs as root: a tmpfs must mount")
+        pytest.skip("mounting a tmpfs needs root")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_a_full_disk_is_one_line_naming_it_and_leaves_nothing(full_disk, tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    annotations = tmp_path / "Annotations"
+    annotations.mkdir()
+    from PIL import Image
+
+    from tests.helpers import VOC_TEMPLATE, voc_object
+
+    for i in range(12):  # 12 x ~200 KB of noise: more than the 1 MB the disk holds
+        Image.effect_noise((320, 240), 80).convert("RGB").save(images / f"{i}.png")
+        (annotations / f"{i}.xml").write_text(VOC_TEMPLATE.format(filename=f"{i}.png", width=320, height=240,
+                                                                  objects=voc_object()))
+    for runner in ([], ["--runner", "DirectRunner"]):
+        done = odprep("voc2tfr", annotations, "--images-dir", images, "-o", full_disk / "out" / "train.record",
+                      "-q", *runner)
+        assert done.returncode == 2, done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and "no space left on the device" in lines[0] and "Traceback" not in done.stderr
+        assert "train.record" in lines[0]
+        assert list(full_disk.iterdir()) == []  # no shard, no temporary file, no folder made for them

@@ -163,6 +163,11 @@ def _previews(summary: DataSummary, facts: ConfigFacts, count: int, seed: int) -
                 take(name, image, f"boxes under {data_checks.SMALL_AFTER_RESIZE_PX} px")
                 if sum(p.why.startswith("boxes under") for p in chosen) >= max(2, count // 4):
                     break
+    from odprep.checks import anchors as anchor_checks
+
+    for name in splits:  # boxes no anchor reaches
+        for image in anchor_checks.uncovered_images(facts, summary, name, max(1, count // 4)):
+            take(name, image, "a box no anchor reaches")
     roles = by_role(summary)
     names = {id(split): name for name, split in splits.items()}
     train, evaluation = roles.splits.get("train"), roles.splits.get("eval")

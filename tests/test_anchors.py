@@ -135,7 +135,7 @@ def test_check_warns_when_small_objects_reach_no_anchor_and_fit_anchors_fixes_it
     finding = found["anchors-miss-boxes"]
     message = finding["examples"][0]
     assert "48 of 48 train boxes (100.0%) reach no anchor at IoU 0.5" in message
-    assert "small boxes 0.0% (48)" in message and "small_" in message and "20x20 px" in message
+    assert "small boxes 0.0% (48)" in message and "small_" in message and "20x20 px in " in message and "Worst boxes: " in message
     assert "--fit-anchors (raises BPR to 100.0% on these records" in finding["fix"]
     fitted = run_cli("patch-config", tmp_path / "p.config", "--fit-anchors", "-o", tmp_path / "fitted.config")
     assert fitted.exit_code == 0, fitted.output

@@ -121,6 +121,7 @@ def test_a_config_overlays_its_anchors_and_their_coverage_is_checks(tmp_path):
     finding = next(f for f in stats["findings"] if f["kind"] == "anchors-miss-boxes")
     assert "48 of 48 train boxes" in finding["examples"][0]
     assert 'id="anchor-coverage"' in index.read_text()
+    assert "a box no anchor reaches" in index.read_text()  # those images are previewed first
 
 
 def test_a_label_map_is_shown_as_a_map(sample_splits):

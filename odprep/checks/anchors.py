@@ -16,6 +16,7 @@ from odprep.errors import shortened
 from odprep.findings import Report
 
 MIN_RECALL = 0.98  # below this share of boxes reaching the matcher's IoU, a warning
+WORST = 3  # boxes named in the finding
 # COCO's size bands, by area in model pixels.
 BANDS = (("small", 0, 32**2), ("medium", 32**2, 96**2), ("large", 96**2, np.inf))
 
@@ -68,8 +69,10 @@ def findings(facts: ConfigFacts, summary: DataSummary, report: Report) -> None:
     anchors = facts.anchors
     train = summary.splits["train"]
     missed = int(np.count_nonzero(cover.best < cover.threshold))
-    worst = int(np.argmin(cover.best))
-    image = train.names[train.boxes.arrays()["image"][worst]]
+    worst = [int(i) for i in np.argsort(cover.best, kind="stable")[:WORST]]
+    images = train.boxes.arrays()["image"]
+    shown = "; ".join(f"{size(found, i)} in {train.names[images[i]]} (best IoU {cover.best[i]:.2f})"
+                      for i in worst)
     weak = [f"{band} boxes {bpr:.1%} ({n:,})" for band, (bpr, n) in cover.per_band.items() if bpr < MIN_RECALL]
     weak += [f"{shortened(name)!r} {bpr:.1%} ({n:,})" for name, (bpr, n) in
              sorted(cover.per_class.items(), key=lambda item: item[1][0]) if bpr < MIN_RECALL][:3]
@@ -85,8 +88,18 @@ def findings(facts: ConfigFacts, summary: DataSummary, report: Report) -> None:
                    f"({1 - cover.overall:.1%}) reach no anchor at IoU {cover.threshold:g} "
                    f"({anchors.threshold_field}): best possible recall {cover.overall:.1%} with "
                    f"{anchors.describe()} on {facts.resizer.describe() if facts.resizer else 'image pixels'}; "
-                   f"{'; '.join(weak)}; {then}. Worst: {size(found, worst)} box in {image}, best IoU "
-                   f"{cover.best[worst]:.2f}", fix)
+                   f"{'; '.join(weak)}; {then}. Worst boxes: {shown}", fix)
+
+
+def uncovered_images(facts: ConfigFacts, summary: DataSummary, split: str, limit: int) -> list[int]:
+    """The images holding the boxes no anchor reaches, worst first (for the report's previews)."""
+    measured = coverage(facts, summary, split)
+    if measured is None:
+        return []
+    cover = measured[0]
+    images = summary.splits[split].boxes.arrays()["image"]
+    order = [i for i in np.argsort(cover.best, kind="stable") if cover.best[i] < cover.threshold]
+    return list(dict.fromkeys(int(images[i]) for i in order))[:limit]
 
 
 def size(found: ModelBoxes, index: int) -> str:

@@ -22,6 +22,7 @@ from odprep.anchors import boxes
 from odprep.checks.facts import load_facts
 
 from .conftest import SAMPLE, odprep, template_names
+from .test_model_garden import train_with_official_vision
 from .test_od_api import configs_of
 
 OD_API_ANCHORED = [t for t in template_names() if not t.startswith("centernet")]
@@ -172,10 +173,4 @@ def test_a_fitted_model_garden_experiment_trains(tmp_path):
     odprep("new-config", "--template", "retinanet_resnet18_fpn_256", "--train-input", records, "--eval-input",
            records, "--label-map", tmp_path / "label_map.pbtxt", "--num-steps", 2, "--fit-anchors", "-o", config)
     assert "anchor_size" in config.read_text()
-    result = subprocess.run([sys.executable, "-m", "official.vision.train", "--experiment=retinanet_resnetfpn_coco",
-                             f"--config_file={config}", "--mode=train", f"--model_dir={tmp_path / 'model'}"],
-                            capture_output=True, text=True, timeout=900)
-    log = result.stdout + result.stderr
-    assert result.returncode == 0, log[-3000:]
-    losses = [float(v) for v in re.findall(r"'(?:total_loss|training_loss)': (-?[\d.e+-]+|nan|inf)", log)]
-    assert losses and all(math.isfinite(v) for v in losses), log[-3000:]
+    train_with_official_vision("retinanet_resnetfpn_coco", config, tmp_path / "model")

@@ -62,8 +62,13 @@ def test_odprep_yaml_loads_strictly_and_the_task_reads_the_records(experiments, 
 @pytest.mark.parametrize("template", sorted(CASES))
 def test_two_training_steps_through_official_vision_train_have_finite_losses(experiments, template):
     experiment, config, folder = experiments[template]
+    train_with_official_vision(experiment, config, folder / "model")
+
+
+def train_with_official_vision(experiment: str, config, model_dir) -> None:
+    """Train as a user would (python -m official.vision.train); every loss logged is finite."""
     result = subprocess.run([sys.executable, "-m", "official.vision.train", f"--experiment={experiment}",
-                             f"--config_file={config}", "--mode=train", f"--model_dir={folder / 'model'}"],
+                             f"--config_file={config}", "--mode=train", f"--model_dir={model_dir}"],
                             capture_output=True, text=True, timeout=900)
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-3000:]

@@ -207,12 +207,14 @@ def _levels_problem(p: dict) -> str | None:
     return None
 
 
-def _multiscale_problem(p: dict) -> str | None:
+def _pyramid_problem(p: dict, scales: str, size: str) -> str | None:
+    """A feature pyramid's generator (OD API multiscale, Model Garden): ``scales`` anchors an
+    octave, sized by ``size`` times the stride."""
     if not p["aspect_ratios"]:
         return "aspect_ratios is empty: no anchor would be placed"
-    if p["scales_per_octave"] < 1:
-        return f"scales_per_octave is {p['scales_per_octave']}, not at least 1"
-    return _levels_problem(p) or _positive(p, "anchor_scale", "aspect_ratios")
+    if p[scales] < 1:
+        return f"{scales} is {p[scales]}, not at least 1"
+    return _levels_problem(p) or _positive(p, size, "aspect_ratios")
 
 
 def _grid_problem(p: dict) -> str | None:
@@ -248,17 +250,10 @@ def _flexible_problem(p: dict) -> str | None:
     return None
 
 
-def _garden_problem(p: dict) -> str | None:
-    if not p["aspect_ratios"]:
-        return "aspect_ratios is empty: no anchor would be placed"
-    if p["num_scales"] < 1:
-        return f"num_scales is {p['num_scales']}, not at least 1"
-    return _levels_problem(p) or _positive(p, "anchor_size", "aspect_ratios")
-
-
-_PROBLEMS = {"multiscale_anchor_generator": _multiscale_problem, "grid_anchor_generator": _grid_problem,
-             "ssd_anchor_generator": _ssd_problem, "flexible_grid_anchor_generator": _flexible_problem,
-             "task.model.anchor": _garden_problem}
+_PROBLEMS = {"multiscale_anchor_generator": lambda p: _pyramid_problem(p, "scales_per_octave", "anchor_scale"),
+             "grid_anchor_generator": _grid_problem, "ssd_anchor_generator": _ssd_problem,
+             "flexible_grid_anchor_generator": _flexible_problem,
+             "task.model.anchor": lambda p: _pyramid_problem(p, "num_scales", "anchor_size")}
 _LEVELS = {"multiscale_anchor_generator": _multiscale, "grid_anchor_generator": _grid,
            "ssd_anchor_generator": _ssd, "flexible_grid_anchor_generator": _flexible,
            "task.model.anchor": _garden}

@@ -153,8 +153,8 @@ COMMAND_GROUPS = {
 }
 # How a converter's -h groups its options; the rest come first, under "Options".
 OPTION_GROUPS = {
-    "Splits and sampling": ("split_spec", "split_from_lists", "group_by", "group_near_duplicates", "seed", "oversample", "threshold",
-                            "oversample_rounding"),
+    "Splits and sampling": ("split_spec", "split_from_lists", "group_by", "group_near_duplicates", "seed",
+                            "oversample", "threshold", "oversample_rounding"),
     "When input is bad": ("skip_invalid", "clip_boxes", "skip_empty", "allow_outside", "allow_empty"),
     "Images": ("auto_orient", "reencode", "max_size", "max_size_from_config", "jpeg_quality", "max_pixels"),
     "Scale": ("num_shards", "workers", "runner", "beam_options", "storage_options"),

@@ -228,6 +228,7 @@ def convert_splits(splits: dict[str, list[ImageRecord]], output: Path | str, *,
         if first is not None:
             first.summary.skipped_images += summary.skipped_images
             first.summary.skipped_objects += summary.skipped_objects
+            first.summary.warnings += summary.warnings
     return SplitConversion(results, used, map_path, written, origin, before)
 
 
@@ -261,7 +262,11 @@ def split_and_convert(records: Iterable[ImageRecord], output: Path | str, *, spl
         together = ()
         if near_duplicates:
             images = [getattr(r, "image", None) if lazy is not None else image_identity(r) for r in records]
-            together = near_duplicate_pairs(images, _worker_count(convert_options.get("workers")))
+            together, unhashed = near_duplicate_pairs(images, _worker_count(convert_options.get("workers")))
+            if unhashed and convert_options.get("summary") is not None:
+                convert_options["summary"].warnings.append(
+                    f"--group-near-duplicates: {len(unhashed)} image(s) could not be read or decoded to compare "
+                    f"(first: {unhashed[0]}); they are grouped by name only")
         splits = split_records(records, fractions, seed, grouper(group_by), together)
     else:
         if near_duplicates:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from odprep.errors import OdprepError
-from odprep.fileio import is_regular_file
+from odprep.fileio import is_regular_file, read_bytes
 from odprep.model import ImageRecord
 from odprep.readers.segmentation import read_list_file
 
@@ -75,11 +75,11 @@ def split_sizes(total: int, fractions: dict[str, float]) -> dict[str, int]:
     return sizes
 
 
-def near_duplicate_pairs(images: Sequence[str], workers: int = 1) -> list[tuple[int, int]]:
+def near_duplicate_pairs(images: Sequence[str], workers: int = 1) -> tuple[list[tuple[int, int]], list[str]]:
     """Positions of images that look alike (perceptual hash within ``leakage.NEAR`` bits,
-    mirrors included): each image read and hashed once, in ``workers`` processes, then
-    compared in blocks. Images that cannot be read or decoded have no hash (the writer
-    reports them)."""
+    mirrors included): each image read (from its bucket, for remote images) and hashed once,
+    in ``workers`` processes, then compared in blocks. Also the images that could not be
+    hashed (unreadable, or not decodable: the writer reports those), to be counted."""
     import numpy as np
 
     from odprep.checks.leakage import NEAR
@@ -88,9 +88,10 @@ def near_duplicate_pairs(images: Sequence[str], workers: int = 1) -> list[tuple[
 
     chunks = [list(images[i:i + 256]) for i in range(0, len(images), 256)]
     found = [h for chunk in ordered_map(_hash_files, chunks, max(1, workers)) for h in chunk]
-    hashes = np.array([h[0] for h in found], dtype=np.uint64)
-    mirrored = np.array([h[1] for h in found], dtype=np.uint64)
-    valid = np.flatnonzero(hashes != 0)
+    hashes = np.array([h[0] if h else 0 for h in found], dtype=np.uint64)
+    mirrored = np.array([h[1] if h else 0 for h in found], dtype=np.uint64)
+    unhashed = [images[i] or f"image {i + 1} (embedded)" for i, h in enumerate(found) if h is None]
+    valid = np.array([i for i, h in enumerate(found) if h is not None], dtype=np.int64)
     pairs = []
     for i in valid:
         later = valid[valid > i]
@@ -98,20 +99,28 @@ def near_duplicate_pairs(images: Sequence[str], workers: int = 1) -> list[tuple[
             break
         distance = np.minimum(hamming(hashes[later], int(hashes[i])), hamming(mirrored[later], int(hashes[i])))
         pairs += [(int(i), int(j)) for j in later[distance <= NEAR]]
-    return pairs
+    return pairs, unhashed
 
 
-def _hash_files(paths: list[str]) -> list[tuple[int, int]]:
+def _hash_files(paths: list[str]) -> list[tuple[int, int] | None]:
+    from odprep import storage
     from odprep.datasummary import dhash
-    from odprep.fileio import read_bytes
 
+    records = [ImageRecord(Path(path), "", "", "") for path in paths if path]
+    try:
+        data = {str(r.image_path): r.image_data for r in storage.fetched(records)}  # remote images
+    except OdprepError:  # counted below as images that could not be read
+        data = {}
     out = []
     for path in paths:
+        found = None
         try:
-            found = dhash(read_bytes(path, "image")) if path else None
+            if path:
+                blob = data.get(path)
+                found = dhash(blob if blob is not None else read_bytes(path, "image"))
         except (OdprepError, OSError):
             found = None
-        out.append(found or (0, 0))
+        out.append(found)  # a flat picture hashes to 0: a hash still, unlike None
     return out
 
 

@@ -279,3 +279,18 @@ def test_check_looks_up_a_checkpoint_in_the_bucket_and_never_skips_one(s3, endpo
     unchecked = odprep(endpoint, "check", config)
     assert unchecked.returncode == 1 and "path-not-checked" in unchecked.stdout
     assert ("tf-odprep[gcs]" in unchecked.stdout) or "gcsfs" not in unchecked.stdout
+
+
+def test_near_duplicates_are_compared_on_the_bucket_images(s3, endpoint, tmp_path):
+    """--group-near-duplicates reads each image from the bucket (not the empty local
+    placeholders): every image is compared, and the split is the local run's."""
+    args = ["--split", "train=0.5,val=0.5", "--group-near-duplicates", "--workers", "2"]
+    done = odprep(endpoint, "voc2tfr", "s3://src/voc/Annotations", "--images-dir", "s3://src/images",
+                  "-o", "s3://dst/out/{split}.record", *args)
+    assert done.returncode == 0, done.stderr
+    assert "could not be read" not in done.stdout + done.stderr
+    local = odprep(endpoint, "voc2tfr", SAMPLE / "voc" / "Annotations", "--images-dir", SAMPLE / "images",
+                   "-o", tmp_path / "{split}.record", *args)
+    assert local.returncode == 0 and "could not be read" not in local.stdout + local.stderr
+    for split in ("train", "val"):
+        assert s3.cat(f"dst/out/{split}.record") == (tmp_path / f"{split}.record").read_bytes()

@@ -257,3 +257,22 @@ def test_group_near_duplicates_needs_a_split(tmp_path):
     result = run_cli("voc2tfr", SAMPLE / "voc" / "Annotations", "--images-dir", SAMPLE / "images", "-o",
                      tmp_path / "x.record", "--group-near-duplicates")
     assert_bad_input(result, "--group-near-duplicates", "--split")
+
+
+def test_images_it_cannot_compare_are_counted_not_silently_left_out(tmp_path):
+    """LabelMe files that embed their pictures (imageData) give no file to hash: the split
+    says how many it grouped by name only."""
+    import base64
+    import json
+
+    folder = tmp_path / "lm"
+    folder.mkdir()
+    data = base64.b64encode((SAMPLE / "images" / "cat_dog.jpg").read_bytes()).decode()
+    for i in range(4):
+        shape = {"label": "cat", "points": [[8, 10], [40, 50]], "shape_type": "rectangle"}
+        (folder / f"{i}.json").write_text(json.dumps({"shapes": [shape], "imagePath": f"{i}.jpg",
+                                                      "imageData": data, "imageWidth": 96, "imageHeight": 64}))
+    result = run_cli("labelme2tfr", folder, "-o", tmp_path / "out" / "{split}.record", "--split",
+                     "train=0.5,val=0.5", "--group-near-duplicates")
+    assert result.exit_code == 0, result.output
+    assert "--group-near-duplicates: 4 image(s) could not be read or decoded to compare" in result.output

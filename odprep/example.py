@@ -151,19 +151,20 @@ def _read_image(record: ImageRecord, options: EncodeOptions, result: EncodedImag
                                    f"from {fmt.upper()} to PNG"))
         fmt = "png"
     try:
-        width, height, _ = images.header_size(data)
+        head = images.header(data)
     except ValueError as exc:
         _invalid(result, options, OdprepError(source, f"{record.image_path} is not a readable image "
                                               f"({exc})", "Replace the image"), "skipped_image")
+    width, height = head.width, head.height
     if width * height > options.max_pixels:
         _invalid(result, options, OdprepError(
             source, f"{record.image_path} is {width}x{height} ({width * height / 1e6:.0f} megapixels), "
             f"over the limit of {options.max_pixels:,} pixels (a decompression bomb, or too large to "
             "train on)", "Resize or tile the image, or raise --max-pixels"), "skipped_image")
     declared = (record.width or 0, record.height or 0)
-    if fmt == "png":
+    if fmt == "png" and head.alpha:  # only such a PNG can hide colours under transparent pixels
         data = _opaque(record, data, source, options, result)
-    if fmt in ("jpeg", "png"):
+    if fmt in ("jpeg", "png") and head.exif:  # most images carry no EXIF block: nothing to orient
         data, width, height = _orient(record, data, fmt, (width, height), options, result)
     if declared != (0, 0) and declared != (width, height):
         _invalid(result, options, OdprepError(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from PIL import Image
 
@@ -72,13 +72,31 @@ def open_checked(source: bytes | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> 
     return image
 
 
-def header_size(data: bytes) -> tuple[int, int, str]:
-    """(width, height, PIL mode) from the header only; raises ValueError if unreadable."""
+class Header(NamedTuple):
+    """What one read of an image's header tells: its size and mode, whether it can hold
+    transparent pixels (an alpha channel or a transparent colour), and whether it carries
+    an EXIF block (JPEG APP1, PNG eXIf: both come before the pixels)."""
+
+    width: int
+    height: int
+    mode: str
+    alpha: bool
+    exif: bool
+
+
+def header(data: bytes) -> Header:
+    """The header's facts, from one lazy open; raises ValueError if unreadable."""
     try:
         with _open(data) as image:
-            return image.width, image.height, image.mode
+            return Header(image.width, image.height, image.mode,
+                          image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info, "exif" in image.info)
     except Exception as exc:  # noqa: BLE001 - hostile headers raise all kinds of errors
         raise ValueError(str(exc) or type(exc).__name__) from None
+
+
+def header_size(data: bytes) -> tuple[int, int, str]:
+    """(width, height, PIL mode) from the header only; raises ValueError if unreadable."""
+    return header(data)[:3]
 
 
 def decodes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:

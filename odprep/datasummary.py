@@ -102,6 +102,7 @@ class SplitData:
     records: list[tuple[int, int]] = field(default_factory=list, repr=False)  # (file number, record)
     hashes: array.array = field(default_factory=lambda: array.array("Q"), repr=False)  # dHash per image
     mirrored: array.array = field(default_factory=lambda: array.array("Q"), repr=False)  # of the mirror
+    hashed: bytearray = field(default_factory=bytearray, repr=False)  # 1 where the image decoded (0 is a hash)
     boxes: Boxes = field(default_factory=Boxes, repr=False)
 
     def group_of(self, image: int) -> str:
@@ -256,6 +257,7 @@ def _add(summary: DataSummary, split: SplitData, feature, file_number: int, reco
         found = dhash(encoded) if encoded else None
         split.hashes.append(found[0] if found else 0)
         split.mirrored.append(found[1] if found else 0)
+        split.hashed.append(found is not None)
 
 
 def _source_id(split: SplitData, source: str, number: int) -> None:

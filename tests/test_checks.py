@@ -226,3 +226,19 @@ def test_check_names_records_annotated_on_the_upright_view(tmp_path):
     train[-1] = framed_example("phone.jpg", [CAT, DOG], image=tagged, size=(40, 60))
     code, _, kinds = checked(tmp_path, train, images(3, [CAT, DOG], start=100))
     assert "size-transposed" not in kinds and "1 of 13 (7.7%) images" in kinds["exif-orientation"]["examples"][0]
+
+
+def test_flat_pictures_are_compared_too(tmp_path):
+    """A uniform picture's dHash is 0, which is a hash like any other: the same flat grey
+    frame in train and eval (re-encoded) is a near-duplicate, not an unreadable image."""
+    def grey(quality: int) -> bytes:
+        buffer = io.BytesIO()
+        Image.new("RGB", (96, 64), (128, 128, 128)).save(buffer, format="JPEG", quality=quality)
+        return buffer.getvalue()
+
+    assert dhash(grey(90)) == (0, 0)
+    train = [framed_example(f"t{i}.jpg", [CAT], image=_photo(300 + i)) for i in range(3)]
+    train.append(framed_example("flat_a.jpg", [CAT], image=grey(90)))
+    evaluation = [framed_example("flat_b.jpg", [CAT], image=grey(60))]
+    _, output, found = checked(tmp_path, train, evaluation, ("cat",))
+    assert "train-eval-near-duplicate" in found, output

@@ -20,10 +20,10 @@ def near_duplicates(first: SplitData, second: SplitData, limit: int = 1000) -> l
         return []
     hashes = np.frombuffer(first.hashes, dtype=np.uint64)
     mirrored = np.frombuffer(first.mirrored, dtype=np.uint64)
-    valid = hashes != 0
+    valid = np.frombuffer(first.hashed, dtype=np.uint8).astype(bool)  # a flat picture hashes to 0
     pairs = []
     for j, value in enumerate(second.hashes):
-        if not value:
+        if not second.hashed[j]:
             continue
         distance = np.minimum(hamming(hashes, value), hamming(mirrored, value))
         for i in np.flatnonzero(valid & (distance <= NEAR)):

@@ -96,7 +96,9 @@ def _score(generator: Generator, found: ModelBoxes, threshold: float) -> tuple[f
     return float(np.mean(best >= threshold)), float(best.mean())
 
 
-def fit(anchors: Anchors, found: ModelBoxes, seed: int = 0) -> Fit:
+def fit(anchors: Anchors, found: ModelBoxes, seed: int = 0, best: np.ndarray | None = None) -> Fit:
+    """The fit; ``best``, when the caller measured it already, is each box's best IoU with
+    the config's anchors."""
     generator = anchors.generator
     sample = found
     if len(found) > SAMPLE:
@@ -118,8 +120,9 @@ def fit(anchors: Anchors, found: ModelBoxes, seed: int = 0) -> Fit:
             if score[0] > floor and score > best_score:  # only a higher recall earns a change
                 best_changes, best_score = changes, score
     fitted = generator.with_params(**best_changes)
-    before = _score(generator, found, anchors.threshold)
-    after = _score(fitted, found, anchors.threshold)
+    best = best if best is not None else best_iou(generator, found)
+    before = (float(np.mean(best >= anchors.threshold)), float(best.mean()))
+    after = _score(fitted, found, anchors.threshold) if best_changes else before
     if after < before:  # the sample misled the search: keep the config's anchors
         return Fit(generator, {}, before[0], before[0])
     return Fit(fitted, best_changes, before[0], after[0])

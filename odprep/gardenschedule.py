@@ -8,6 +8,7 @@ experiments (retinanet_resnetfpn_coco, maskrcnn_resnetfpn_coco) use.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 RATE = "trainer.optimizer_config.learning_rate"
@@ -41,10 +42,16 @@ DEFAULTS = {
 }
 
 
-def _get(document: dict, dotted: str):
+def _get(document: dict, dotted: str):  # experiment_config imports this module: its helpers come late
     from odprep.experiment_config import _get as get
 
     return get(document, dotted)
+
+
+def _int(value) -> int | None:
+    from odprep.experiment_config import _int as whole
+
+    return whole(value)
 
 
 def _numbers(value) -> tuple[float, ...] | None:
@@ -99,21 +106,11 @@ def patch(document: dict, family: str | None, num_steps: int | None, scale_to: i
             raise OdprepError(source, f"--scale-lr: the rate {plan.values[0]:g} is not a zoo value, so the batch "
                               "size it was tuned for is unknown", "Scale the rates by hand: rate x new batch / old "
                               "batch")
-        values, warm = replace_batch(plan, batch).scaled(scale_to)
+        values, warm = dataclasses.replace(plan, batch_size=batch).scaled(scale_to)
         changes[f"{RATE}.stepwise.values"] = list(values)
         if warm is not None:
             changes[f"{WARMUP}.linear.warmup_learning_rate"] = warm
     return changes
-
-
-def replace_batch(plan: Stepwise, batch_size: int) -> Stepwise:
-    from dataclasses import replace
-
-    return replace(plan, batch_size=batch_size)
-
-
-def _int(value) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def moved(plan: Stepwise, old_steps: int, num_steps: int) -> dict[str, object]:

@@ -82,7 +82,10 @@ def compute(summary: DataSummary, facts: ConfigFacts, count: int, seed: int = 0)
     """stats.json's figures, the findings (the same concerns `check` runs), and the images
     to preview: those behind findings first, then a seeded random sample, ``count`` in all."""
     from odprep import checks
+    from odprep.checks import anchors as anchor_checks
 
+    covers = {name: found[0] for name in summary.splits
+              if (found := anchor_checks.coverage(facts, summary, name)) is not None}  # once a split
     report = Report(max_examples=20)
     roles = by_role(summary)
     for concern in checks.CONCERNS:
@@ -92,18 +95,16 @@ def compute(summary: DataSummary, facts: ConfigFacts, count: int, seed: int = 0)
         "box_space": space if facts.resizer is None else f"model input ({space})",
         "classes": summary.classes,
         "splits": {name: split_stats(split, summary, facts.resizer) for name, split in summary.splits.items()},
-        "anchors": anchor_stats(facts, summary),
+        "anchors": anchor_stats(facts, summary, covers),
         "findings": [{"kind": g.kind, "severity": g.severity, "count": g.count, "fix": g.fix,
                       "examples": g.examples} for g in report.groups.values()],
     }
-    return ReportData(stats, _previews(summary, facts, count, seed))
+    return ReportData(stats, _previews(summary, facts, count, seed, covers))
 
 
-def anchor_stats(facts: ConfigFacts, summary: DataSummary) -> dict | None:
+def anchor_stats(facts: ConfigFacts, summary: DataSummary, covers: dict) -> dict | None:
     """The config's anchors (sizes as the square root of their area, aspect ratios) and how
     they cover each split's boxes: the best possible recall overall, per class and size band."""
-    from odprep.checks import anchors as anchor_checks
-
     if facts.anchors is None or facts.anchors.problem():
         return None
     train = next(iter(summary.splits.values()))
@@ -112,13 +113,9 @@ def anchor_stats(facts: ConfigFacts, summary: DataSummary) -> dict | None:
         (np.array([width]), np.array([height]))
     shapes = [shape for level in facts.anchors.generator.levels(float(canvas_h[0]), float(canvas_w[0]))
               for shape in level.shapes]
-    coverage = {}
-    for name in summary.splits:
-        measured = anchor_checks.coverage(facts, summary, name)
-        if measured is not None:
-            cover = measured[0]
-            coverage[name] = {"bpr": cover.overall, "per_class": {k: v[0] for k, v in cover.per_class.items()},
-                              "per_band": {k: {"bpr": v[0], "boxes": v[1]} for k, v in cover.per_band.items()}}
+    coverage = {name: {"bpr": cover.overall, "per_class": {k: v[0] for k, v in cover.per_class.items()},
+                       "per_band": {k: {"bpr": v[0], "boxes": v[1]} for k, v in cover.per_band.items()}}
+                for name, cover in covers.items()}
     return {"generator": facts.anchors.describe(), "threshold": facts.anchors.threshold,
             "threshold_field": facts.anchors.threshold_field,
             "sizes": sorted({round(float(np.sqrt(h * w)), 2) for h, w in shapes}),
@@ -142,7 +139,7 @@ def by_role(summary: DataSummary) -> DataSummary:
     return DataSummary(splits, summary.classes, summary.hashed, summary.label_map_names)
 
 
-def _previews(summary: DataSummary, facts: ConfigFacts, count: int, seed: int) -> list[Preview]:
+def _previews(summary: DataSummary, facts: ConfigFacts, count: int, seed: int, covers: dict) -> list[Preview]:
     chosen: list[Preview] = []
     seen: set[tuple[str, int]] = set()
 
@@ -165,8 +162,8 @@ def _previews(summary: DataSummary, facts: ConfigFacts, count: int, seed: int) -
                     break
     from odprep.checks import anchors as anchor_checks
 
-    for name in splits:  # boxes no anchor reaches
-        for image in anchor_checks.uncovered_images(facts, summary, name, max(1, count // 4)):
+    for name, cover in covers.items():  # boxes no anchor reaches
+        for image in anchor_checks.uncovered_images(cover, splits[name], max(1, count // 4)):
             take(name, image, "a box no anchor reaches")
     roles = by_role(summary)
     names = {id(split): name for name, split in splits.items()}

@@ -11,7 +11,7 @@ import numpy as np
 from odprep import anchorfit
 from odprep.anchors import ModelBoxes, best_iou, model_boxes
 from odprep.checks.facts import ConfigFacts
-from odprep.datasummary import DataSummary
+from odprep.datasummary import DataSummary, SplitData
 from odprep.errors import shortened
 from odprep.findings import Report
 
@@ -78,7 +78,7 @@ def findings(facts: ConfigFacts, summary: DataSummary, report: Report) -> None:
              sorted(cover.per_class.items(), key=lambda item: item[1][0]) if bpr < MIN_RECALL][:3]
     then = ("they are still matched to their best anchor (force_match_for_each_row), but from far off" if
             anchors.force_match else "they are never matched to an anchor: the model is not trained to find them")
-    fitted = anchorfit.fit(anchors, found)
+    fitted = anchorfit.fit(anchors, found, best=cover.best)
     fix = (f"odprep patch-config {facts.path} --fit-anchors (raises BPR to {fitted.after:.1%} on these "
            "records, keeping the anchors per location)" if fitted.after > fitted.before else
            "No setting of the generator's size and aspect ratios does better: use a larger input size, or "
@@ -91,13 +91,9 @@ def findings(facts: ConfigFacts, summary: DataSummary, report: Report) -> None:
                    f"{'; '.join(weak)}; {then}. Worst boxes: {shown}", fix)
 
 
-def uncovered_images(facts: ConfigFacts, summary: DataSummary, split: str, limit: int) -> list[int]:
+def uncovered_images(cover: Coverage, split: SplitData, limit: int) -> list[int]:
     """The images holding the boxes no anchor reaches, worst first (for the report's previews)."""
-    measured = coverage(facts, summary, split)
-    if measured is None:
-        return []
-    cover = measured[0]
-    images = summary.splits[split].boxes.arrays()["image"]
+    images = split.boxes.arrays()["image"]
     order = [i for i in np.argsort(cover.best, kind="stable") if cover.best[i] < cover.threshold]
     return list(dict.fromkeys(int(images[i]) for i in order))[:limit]
 
